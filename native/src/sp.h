@@ -1,0 +1,187 @@
+/*
+** sp.h: internal declarations shared by the interposer's modules: configuration, per-device and
+** process state, the allocation table, locking, logging and the real-driver function table.
+** Nothing here is exported; the only exported names are the hooks (cu*, nvml*) and dlsym.
+*/
+#ifndef SP_H
+#define SP_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cuda_abi.h"
+#include "spillover_protocol.h"
+
+#define SP_EXPORT __attribute__((visibility("default")))
+#define SP_PAGE ((uint64_t)2 << 20) /* VMM granularity on current GPUs; one handle per page */
+#define SP_MAX_DEV ((int)SP_STATS_MAX_GPUS)
+
+/* ---- real driver functions (real.c) ------------------------------------------------------- */
+#define SP_REAL_CU(name, params) typedef CUresult(*sp_##name##_fn) params;
+#define SP_REAL_NVML(name, params) typedef nvmlReturn_t(*sp_##name##_fn) params;
+#include "real_syms.def"
+#undef SP_REAL_CU
+#undef SP_REAL_NVML
+
+struct sp_real_table {
+#define SP_REAL_CU(name, params) sp_##name##_fn name;
+#define SP_REAL_NVML(name, params) sp_##name##_fn name;
+#include "real_syms.def"
+#undef SP_REAL_CU
+#undef SP_REAL_NVML
+};
+extern struct sp_real_table sp_real;
+
+void sp_cuda_load(void);              /* dlopen libcuda, resolve reals, build the route table */
+void sp_nvml_load(void);              /* same for libnvidia-ml */
+void *sp_cuda_handle_if_loaded(void); /* NULL unless the program has libcuda loaded */
+void *sp_nvml_handle_if_loaded(void);
+extern __thread int sp_in_load;       /* set while we dlopen: nested dlsym calls are forwarded raw */
+
+/* ---- routing (route.c): real entry point -> hook with the same ABI ------------------------- */
+void sp_route_build(void *handle, int nvml);
+void *sp_route_lookup(const void *real_fn);
+int sp_is_driver_name(const char *name); /* cu[A-Z]* or nvml[A-Z]* */
+
+/* ---- real dlsym (dlsym_hook.c) ------------------------------------------------------------- */
+typedef void *(*sp_dlsym_fn)(void *, const char *);
+sp_dlsym_fn sp_real_dlsym_get(void);
+
+/* ---- configuration (config.c) ------------------------------------------------------------- */
+typedef struct sp_size {
+  int kind; /* 0 unset, 1 bytes, 2 percent */
+  uint64_t bytes;
+  double pct;
+} sp_size;
+
+enum { SP_LOG_OFF = 0, SP_LOG_ERROR, SP_LOG_WARN, SP_LOG_INFO, SP_LOG_DEBUG };
+
+typedef struct sp_config {
+  int passthrough; /* SPILLOVER_DISABLE=1 or a malformed variable */
+  int log_level;
+  sp_size vram_limit, vram_reserve, pinned_limit, host_reserve;
+  uint64_t threshold;
+  int broker_off;
+  int keep_stats;
+  char stats_dir[512];
+  char libcuda[512];
+  char libnvml[512];
+} sp_config;
+
+extern sp_config sp_cfg;
+int sp_config_parse(sp_config *c); /* 0 ok; -1 after printing one line naming the bad variable */
+int sp_parse_size(const char *s, int allow_pct, sp_size *out);
+uint64_t sp_size_resolve(const sp_size *s, uint64_t pct_base, uint64_t dflt);
+
+/* ---- logging (log.c) ---------------------------------------------------------------------- */
+void sp_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sp_exit_summary(void);
+
+/* ---- pools (pool.c) ----------------------------------------------------------------------- */
+typedef struct sp_pool {
+  CUmemGenericAllocationHandle *free;
+  size_t nfree, cap;
+  uint64_t total; /* pages created and not released */
+} sp_pool;
+int sp_pool_put(sp_pool *p, CUmemGenericAllocationHandle h);
+int sp_pool_take(sp_pool *p, CUmemGenericAllocationHandle *h);
+int sp_pool_reserve_slots(sp_pool *p, size_t n);
+CUresult sp_page_create(CUmemGenericAllocationHandle *h, int loc_type, int loc_id);
+uint64_t sp_pinned_grow(uint64_t pages_wanted); /* under lock; returns pages added to the pool */
+void sp_vram_pool_trim(int dev, uint64_t pages);  /* release free VRAM pages (under lock) */
+void sp_pinned_trim_to_cap(void);                 /* broker lowered the cap: give free pages back */
+
+/* ---- devices and budgets (device.c) ------------------------------------------------------- */
+typedef struct sp_dev {
+  int ready;   /* 0 not yet, 1 initialised */
+  int tiering; /* VMM and HOST_NUMA VMM supported: tiered allocations possible */
+  int ordinal, numa_id;
+  int pci_domain, pci_bus, pci_device;
+  uint64_t physical, limit, reserve;
+  uint64_t passthrough_bytes, passthrough_peak;
+  uint64_t vmm_dev_bytes, vmm_host_bytes; /* the program's own cuMemCreate */
+  uint64_t tier_bytes[2], tier_peak[2];   /* live spillover pages: VRAM, pinned */
+  uint64_t reported_free;
+  sp_pool vram_pool;
+} sp_dev;
+
+typedef struct sp_state {
+  pthread_mutex_t lock;
+  int core_ready;
+  uint64_t mem_total, mem_available;
+  uint64_t pinned_limit; /* standalone budget (capped at MemAvailable - host reserve) */
+  uint64_t pinned_lease; /* broker grant so far */
+  uint64_t grow_step;    /* pinned pool growth step, bytes */
+  int broker;            /* connected */
+  int broker_tried;
+  sp_pool pinned_pool;
+  uint64_t pinned_peak;
+  uint64_t vmm_host_total; /* all devices: program cuMemCreate redirected to host */
+  sp_dev dev[SP_MAX_DEV];
+  uint64_t next_buffer_id;
+  uint64_t start_ns;
+  /* counters (mirrored into the stats record) */
+  uint64_t alloc_calls, free_calls, tiered_allocs, passthrough_allocs, oom_returned;
+  uint64_t pages_vram, pages_pinned, pool_grows, lease_denials, bad_args, largest_alloc;
+} sp_state;
+
+extern sp_state sp_g;
+void sp_lock(void);
+void sp_unlock(void);
+int sp_active(void);             /* core init; 1 unless passing everything through */
+sp_dev *sp_dev_current(void);    /* device of the current context, initialised; NULL if none */
+sp_dev *sp_dev_get(int ordinal); /* initialised device state (lock held), NULL on failure */
+uint64_t sp_dev_vram_committed(const sp_dev *d);
+uint64_t sp_dev_usage(const sp_dev *d);
+uint64_t sp_dev_reported_total(const sp_dev *d);
+uint64_t sp_pinned_committed(void);
+int sp_pinned_can_commit(uint64_t extra); /* within limit and lease (asks the broker) */
+void sp_dev_peaks(sp_dev *d);
+
+/* ---- allocation table (table.c) ----------------------------------------------------------- */
+typedef struct sp_rec {
+  CUdeviceptr va;
+  uint64_t size; /* requested bytes */
+  uint64_t span; /* bytes of VA (tiered: npages * SP_PAGE) */
+  int dev;
+  int tiered;
+  int dying; /* tiered: freed, pages not yet released (waiting on an event or a sync) */
+  CUcontext ctx;
+  uint64_t buffer_id;
+  uint32_t npages, nvram; /* pages [0, nvram) are VRAM, the rest pinned host */
+  CUevent event;          /* cuMemFreeAsync: release once it completes */
+  CUmemGenericAllocationHandle *pages;
+} sp_rec;
+
+int sp_table_insert(sp_rec *r);
+sp_rec *sp_table_find(CUdeviceptr va);        /* exact start address */
+sp_rec *sp_table_containing(CUdeviceptr p);   /* any address inside a recorded range */
+void sp_table_remove(sp_rec *r);
+size_t sp_table_count(void);
+sp_rec *sp_table_at(size_t i);
+void sp_table_forget_all(void); /* after fork */
+
+/* program VMM handles (table.c) */
+int sp_vmm_insert(CUmemGenericAllocationHandle h, uint64_t size, int dev, int host);
+/* Drops one reference (cuMemRelease): -1 not a handle of ours, 0 that was the last one (entry
+** removed, size, dev and host filled), 1 still referenced. sp_vmm_retain adds one (1 if ours). */
+int sp_vmm_release(CUmemGenericAllocationHandle h, uint64_t *size, int *dev, int *host);
+int sp_vmm_retain(CUmemGenericAllocationHandle h);
+
+/* ---- tiered allocations (tiered.c) -------------------------------------------------------- */
+CUresult sp_tiered_alloc(sp_dev *d, uint64_t size, int may_use_reserve, int vram_ok, CUdeviceptr *out);
+void sp_tiered_release(sp_rec *r); /* lock held; unmaps, returns pages, frees the record */
+void sp_reap(int wait);            /* lock held; release finished deferred frees */
+int sp_pending_count(void);
+extern int sp_npending; /* records waiting on a cuMemFreeAsync event */
+
+/* ---- stats (stats.c) ---------------------------------------------------------------------- */
+void sp_stats_open(void);    /* lock held */
+void sp_stats_publish(void); /* lock held */
+void sp_stats_exit(void);
+void sp_stats_after_fork(void);
+
+uint64_t sp_now_ns(void);
+
+#endif /* SP_H */

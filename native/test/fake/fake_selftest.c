@@ -1,0 +1,429 @@
+/*
+** fake_selftest.c: checks that the CPU test double behaves like the CUDA driver in the ways the
+** interposer relies on, so that tests run against it mean something. Run one scenario per call:
+**   fake_selftest vmm | oom | procaddr | kernels | nohostnuma | nvml | copies
+** with LD_LIBRARY_PATH=native/build/fake (it dlopens "libcuda.so.1" as libcudart does).
+** Prints "ok <check>" per check and "PASS <scenario>"; on the first failure prints
+** "FAIL <check>: <detail>" and exits 1.
+*/
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../demo/spill_pattern.h"
+#include "fake_cuda.h"
+
+/* Prototypes, used only through __typeof__ to type the dlsym'd pointers. */
+CUresult cuInit(unsigned int);
+CUresult cuDeviceGet(CUdevice *, int);
+CUresult cuDeviceTotalMem_v2(size_t *, CUdevice);
+CUresult cuDevicePrimaryCtxRetain(CUcontext *, CUdevice);
+CUresult cuCtxSetCurrent(CUcontext);
+CUresult cuMemGetInfo_v2(size_t *, size_t *);
+CUresult cuMemAlloc_v2(CUdeviceptr *, size_t);
+CUresult cuMemFree_v2(CUdeviceptr);
+CUresult cuMemAddressReserve(CUdeviceptr *, size_t, size_t, CUdeviceptr, unsigned long long);
+CUresult cuMemAddressFree(CUdeviceptr, size_t);
+CUresult cuMemCreate(CUmemGenericAllocationHandle *, size_t, const CUmemAllocationProp *, unsigned long long);
+CUresult cuMemRelease(CUmemGenericAllocationHandle);
+CUresult cuMemMap(CUdeviceptr, size_t, size_t, CUmemGenericAllocationHandle, unsigned long long);
+CUresult cuMemUnmap(CUdeviceptr, size_t);
+CUresult cuMemSetAccess(CUdeviceptr, size_t, const CUmemAccessDesc *, size_t);
+CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *, void *);
+CUresult cuMemcpyHtoD_v2(CUdeviceptr, const void *, size_t);
+CUresult cuMemcpyDtoH_v2(void *, CUdeviceptr, size_t);
+CUresult cuMemcpyDtoD_v2(CUdeviceptr, CUdeviceptr, size_t);
+CUresult cuMemsetD32_v2(CUdeviceptr, unsigned int, size_t);
+CUresult cuMemGetAddressRange_v2(CUdeviceptr *, size_t *, CUdeviceptr);
+CUresult cuPointerGetAttribute(void *, int, CUdeviceptr);
+CUresult cuGetProcAddress_v2(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
+CUresult cuGetProcAddress(const char *, void **, int, cuuint64_t);
+CUresult cuModuleLoadData(CUmodule *, const void *);
+CUresult cuModuleGetFunction(CUfunction *, CUmodule, const char *);
+CUresult cuLaunchKernel(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
+                        void **, void **);
+CUresult cuFuncGetParamInfo(CUfunction, size_t, size_t *, size_t *);
+
+static void *g_lib;
+static const char *g_scenario;
+
+#define LOAD(name) __typeof__(&name) p_##name = (__typeof__(&name))must_sym(#name)
+#define LOADF(name) __typeof__(&name) name##_ = (__typeof__(&name))must_sym(#name)
+
+static void *must_sym(const char *name) {
+  void *p = dlsym(g_lib, name);
+  if (!p) {
+    printf("FAIL dlsym %s: %s\n", name, dlerror());
+    exit(1);
+  }
+  return p;
+}
+
+static void check(int cond, const char *what, const char *fmt, long long a, long long b) {
+  if (!cond) {
+    printf("FAIL %s: ", what);
+    printf(fmt, a, b);
+    printf("\n");
+    exit(1);
+  }
+  printf("ok %s\n", what);
+}
+
+/* A CUresult equality check with both codes in the failure line. */
+#define EXPECT_RC(expr, want, what) check((expr) == (want), what, "got %lld, want %lld", (long long)(expr), (long long)(want))
+#define CALL_RC(expr, want, what)                                                              \
+  do {                                                                                         \
+    CUresult rc_ = (expr);                                                                     \
+    check(rc_ == (want), what, "got CUresult %lld, want %lld", (long long)rc_, (long long)(want)); \
+  } while (0)
+#define EXPECT(cond, what, a, b) check((cond), what, "values %lld, %lld", (long long)(a), (long long)(b))
+
+static void init_ctx(void) {
+  LOADF(cuInit);
+  LOADF(cuDevicePrimaryCtxRetain);
+  LOADF(cuCtxSetCurrent);
+  CUcontext ctx;
+  CALL_RC(cuInit_(0), CUDA_SUCCESS, "cuInit");
+  CALL_RC(cuDevicePrimaryCtxRetain_(&ctx, 0), CUDA_SUCCESS, "primary context");
+  CALL_RC(cuCtxSetCurrent_(ctx), CUDA_SUCCESS, "set current");
+}
+
+static CUmemAllocationProp prop_for(CUmemLocationType t) {
+  CUmemAllocationProp p;
+  memset(&p, 0, sizeof p);
+  p.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  p.location.type = t;
+  p.location.id = 0;
+  return p;
+}
+
+#define MiB ((size_t)1 << 20)
+
+static void scenario_vmm(void) {
+  LOAD(cuMemAddressReserve);
+  LOAD(cuMemAddressFree);
+  LOAD(cuMemCreate);
+  LOAD(cuMemRelease);
+  LOAD(cuMemMap);
+  LOAD(cuMemUnmap);
+  LOAD(cuMemSetAccess);
+  LOAD(cuMemcpyHtoD_v2);
+  LOAD(cuMemcpyDtoH_v2);
+  LOAD(cuMemRetainAllocationHandle);
+  LOAD(cuPointerGetAttribute);
+  LOAD(cuMemGetAddressRange_v2);
+  LOAD(fakecuda_location_of);
+  LOAD(fakecuda_vram_used);
+  LOAD(fakecuda_live);
+  LOAD(fakecuda_free_with_mappings);
+  init_ctx();
+
+  CUdeviceptr va;
+  CALL_RC(p_cuMemAddressReserve(&va, 3 * MiB, 0, 0, 0), CUDA_ERROR_INVALID_VALUE, "reserve size not a multiple of 2 MiB");
+  CALL_RC(p_cuMemAddressReserve(&va, 8 * MiB, 0, 0, 0), CUDA_SUCCESS, "reserve 8 MiB");
+  EXPECT(va % (2 * MiB) == 0, "reservation is 2 MiB aligned", va, 0);
+  EXPECT(p_fakecuda_location_of(va) == 0, "reserved VA is unmapped", p_fakecuda_location_of(va), 0);
+
+  CUmemAllocationProp dprop = prop_for(CU_MEM_LOCATION_TYPE_DEVICE);
+  CUmemAllocationProp hprop = prop_for(CU_MEM_LOCATION_TYPE_HOST_NUMA);
+  CUmemGenericAllocationHandle dev_h, host_h;
+  CALL_RC(p_cuMemCreate(&dev_h, 2 * MiB, &dprop, 0), CUDA_SUCCESS, "create DEVICE 2 MiB");
+  CALL_RC(p_cuMemCreate(&host_h, 2 * MiB, &hprop, 0), CUDA_SUCCESS, "create HOST_NUMA 2 MiB");
+  EXPECT(p_fakecuda_vram_used(0) == 2 * MiB, "only the DEVICE handle counts against VRAM", p_fakecuda_vram_used(0), 2 * MiB);
+
+  CALL_RC(p_cuMemMap(va, 2 * MiB, 4096, dev_h, 0), CUDA_ERROR_INVALID_VALUE, "map with offset != 0 is refused");
+  CALL_RC(p_cuMemMap(va, 2 * MiB, 0, dev_h, 0), CUDA_SUCCESS, "map DEVICE page at +0");
+  CALL_RC(p_cuMemMap(va, 2 * MiB, 0, host_h, 0), CUDA_ERROR_ALREADY_MAPPED, "second map over a mapped page is refused");
+  CALL_RC(p_cuMemMap(va + 2 * MiB, 2 * MiB, 0, host_h, 0), CUDA_SUCCESS, "map HOST page at +2 MiB");
+  EXPECT(p_fakecuda_location_of(va) == 1, "page 0 is DEVICE", p_fakecuda_location_of(va), 1);
+  EXPECT(p_fakecuda_location_of(va + 2 * MiB + 10) == 2, "page 1 is HOST", p_fakecuda_location_of(va + 2 * MiB + 10), 2);
+
+  uint64_t word = 0x1234;
+  CALL_RC(p_cuMemcpyHtoD_v2(va, &word, 8), CUDA_ERROR_ILLEGAL_ADDRESS, "copy before cuMemSetAccess faults");
+  CUmemAccessDesc acc = {{CU_MEM_LOCATION_TYPE_DEVICE, 0}, CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
+  CALL_RC(p_cuMemSetAccess(va, 6 * MiB, &acc, 1), CUDA_ERROR_INVALID_VALUE, "set access over an unmapped page is refused");
+  CALL_RC(p_cuMemSetAccess(va, 4 * MiB, &acc, 1), CUDA_SUCCESS, "set access over both pages");
+
+  /* Write a pattern across the DEVICE/HOST boundary: one range, two tiers. */
+  size_t n = 4 * MiB / 8;
+  uint64_t *buf = malloc(4 * MiB), *back = malloc(4 * MiB);
+  for (size_t i = 0; i < n; i++) buf[i] = spill_pattern(7, i);
+  CALL_RC(p_cuMemcpyHtoD_v2(va, buf, 4 * MiB), CUDA_SUCCESS, "copy 4 MiB across the tier boundary");
+  CALL_RC(p_cuMemcpyDtoH_v2(back, va, 4 * MiB), CUDA_SUCCESS, "copy it back");
+  EXPECT(memcmp(buf, back, 4 * MiB) == 0, "round trip across tiers is exact", 0, 0);
+
+  CUdeviceptr base = 0;
+  size_t size = 0;
+  CALL_RC(p_cuMemGetAddressRange_v2(&base, &size, va + 2 * MiB + 8), CUDA_SUCCESS, "address range of a mapped page");
+  EXPECT(base == va + 2 * MiB && size == 2 * MiB, "address range is the mapping", base - va, size);
+  size_t range_size = 0;
+  CALL_RC(p_cuPointerGetAttribute(&range_size, CU_POINTER_ATTRIBUTE_RANGE_SIZE, va + 8), CUDA_SUCCESS, "RANGE_SIZE");
+  EXPECT(range_size == 8 * MiB, "RANGE_SIZE is the reservation", range_size, 8 * MiB);
+
+  /* Remap: move page 1's bytes onto a new DEVICE handle (copy, unmap, map, set access). */
+  CUmemGenericAllocationHandle dev2;
+  CALL_RC(p_cuMemCreate(&dev2, 2 * MiB, &dprop, 0), CUDA_SUCCESS, "create second DEVICE handle");
+  CUdeviceptr staging;
+  CALL_RC(p_cuMemAddressReserve(&staging, 2 * MiB, 0, 0, 0), CUDA_SUCCESS, "reserve staging");
+  CALL_RC(p_cuMemMap(staging, 2 * MiB, 0, dev2, 0), CUDA_SUCCESS, "map staging");
+  CALL_RC(p_cuMemSetAccess(staging, 2 * MiB, &acc, 1), CUDA_SUCCESS, "staging access");
+  memcpy((void *)(uintptr_t)staging, (void *)(uintptr_t)(va + 2 * MiB), 2 * MiB);
+  CALL_RC(p_cuMemUnmap(staging, 2 * MiB), CUDA_SUCCESS, "unmap staging");
+  CALL_RC(p_cuMemUnmap(va + 2 * MiB, MiB), CUDA_ERROR_INVALID_VALUE, "unmapping half a mapping is refused");
+  CALL_RC(p_cuMemUnmap(va + 2 * MiB, 2 * MiB), CUDA_SUCCESS, "unmap the HOST page");
+  EXPECT(p_fakecuda_location_of(va + 2 * MiB) == 0, "unmapped page reads as unmapped", p_fakecuda_location_of(va + 2 * MiB), 0);
+  CALL_RC(p_cuMemcpyDtoH_v2(back, va + 2 * MiB, 8), CUDA_ERROR_ILLEGAL_ADDRESS, "copy from an unmapped page faults");
+  CALL_RC(p_cuMemMap(va + 2 * MiB, 2 * MiB, 0, dev2, 0), CUDA_SUCCESS, "map the DEVICE copy in its place");
+  CALL_RC(p_cuMemSetAccess(va + 2 * MiB, 2 * MiB, &acc, 1), CUDA_SUCCESS, "access on the remapped page");
+  EXPECT(p_fakecuda_location_of(va + 2 * MiB) == 1, "page 1 is DEVICE now", p_fakecuda_location_of(va + 2 * MiB), 1);
+  CALL_RC(p_cuMemcpyDtoH_v2(back, va, 4 * MiB), CUDA_SUCCESS, "read the whole range after the remap");
+  EXPECT(memcmp(buf, back, 4 * MiB) == 0, "data followed the handle across the remap", 0, 0);
+
+  /* The HOST handle is unmapped but still referenced: its bytes survive a map elsewhere. */
+  CALL_RC(p_cuMemMap(va + 4 * MiB, 2 * MiB, 0, host_h, 0), CUDA_SUCCESS, "map the old HOST handle at +4 MiB");
+  CALL_RC(p_cuMemSetAccess(va + 4 * MiB, 2 * MiB, &acc, 1), CUDA_SUCCESS, "access at +4 MiB");
+  CALL_RC(p_cuMemcpyDtoH_v2(back, va + 4 * MiB, 2 * MiB), CUDA_SUCCESS, "read the HOST handle again");
+  EXPECT(memcmp(buf + n / 2, back, 2 * MiB) == 0, "HOST handle kept its bytes while unmapped", 0, 0);
+
+  /* Release semantics: memory goes when the last mapping and the last reference go. */
+  CUmemGenericAllocationHandle again;
+  CALL_RC(p_cuMemRetainAllocationHandle(&again, (void *)(uintptr_t)(va + 100)), CUDA_SUCCESS, "retain handle by address");
+  EXPECT(again == dev_h, "retain returns the mapped handle", again == dev_h, 1);
+  CALL_RC(p_cuMemRelease(dev_h), CUDA_SUCCESS, "release (retain ref)");
+  CALL_RC(p_cuMemRelease(dev_h), CUDA_SUCCESS, "release (create ref) while mapped");
+  CALL_RC(p_cuMemRelease(dev2), CUDA_SUCCESS, "release dev2 while mapped");
+  EXPECT(p_fakecuda_vram_used(0) == 4 * MiB, "mapped handles still hold VRAM after release", p_fakecuda_vram_used(0), 4 * MiB);
+  CALL_RC(p_cuMemcpyDtoH_v2(back, va, 8), CUDA_SUCCESS, "released-but-mapped memory is still readable");
+  CALL_RC(p_cuMemUnmap(va, 4 * MiB), CUDA_SUCCESS, "unmap two whole mappings at once");
+  EXPECT(p_fakecuda_vram_used(0) == 0, "VRAM freed when the last mapping goes", p_fakecuda_vram_used(0), 0);
+  CALL_RC(p_cuMemRelease(dev_h), CUDA_ERROR_INVALID_VALUE, "releasing a freed handle is refused");
+  CALL_RC(p_cuMemUnmap(va + 4 * MiB, 2 * MiB), CUDA_SUCCESS, "unmap the HOST mapping");
+  CALL_RC(p_cuMemRelease(host_h), CUDA_SUCCESS, "release the HOST handle");
+  CALL_RC(p_cuMemAddressFree(va, 8 * MiB), CUDA_SUCCESS, "free the reservation");
+  CALL_RC(p_cuMemAddressFree(staging, 2 * MiB), CUDA_SUCCESS, "free the staging reservation");
+  unsigned long live[5];
+  p_fakecuda_live(live);
+  EXPECT(live[2] == 0 && live[3] == 0 && live[4] == 0, "nothing left: reservations, mappings, handles", live[3], live[4]);
+  EXPECT(p_fakecuda_free_with_mappings() == 0, "no reservation was freed with mappings", p_fakecuda_free_with_mappings(), 0);
+  free(buf);
+  free(back);
+}
+
+static void scenario_oom(void) {
+  LOAD(cuMemAlloc_v2);
+  LOAD(cuMemFree_v2);
+  LOAD(cuMemGetInfo_v2);
+  LOAD(cuDeviceTotalMem_v2);
+  LOAD(cuMemCreate);
+  LOAD(cuMemRelease);
+  init_ctx();
+  /* Expects FAKE_CUDA_VRAM=64M. */
+  size_t total = 0, free_b = 0, dev_total = 0;
+  CALL_RC(p_cuMemGetInfo_v2(&free_b, &total), CUDA_SUCCESS, "cuMemGetInfo");
+  CALL_RC(p_cuDeviceTotalMem_v2(&dev_total, 0), CUDA_SUCCESS, "cuDeviceTotalMem");
+  EXPECT(total == 64 * MiB && dev_total == 64 * MiB && free_b == 64 * MiB, "capacity is FAKE_CUDA_VRAM", total, dev_total);
+  CUdeviceptr a, b;
+  CALL_RC(p_cuMemAlloc_v2(&a, 48 * MiB), CUDA_SUCCESS, "alloc 48 MiB of 64");
+  CALL_RC(p_cuMemAlloc_v2(&b, 32 * MiB), CUDA_ERROR_OUT_OF_MEMORY, "alloc 32 MiB more is OUT_OF_MEMORY");
+  CALL_RC(p_cuMemAlloc_v2(&b, 0), CUDA_ERROR_INVALID_VALUE, "alloc 0 bytes is INVALID_VALUE");
+  CALL_RC(p_cuMemGetInfo_v2(&free_b, &total), CUDA_SUCCESS, "cuMemGetInfo after alloc");
+  EXPECT(free_b == 16 * MiB, "free drops by the allocation", free_b, 16 * MiB);
+  CUmemAllocationProp dprop = prop_for(CU_MEM_LOCATION_TYPE_DEVICE);
+  CUmemAllocationProp hprop = prop_for(CU_MEM_LOCATION_TYPE_HOST_NUMA);
+  CUmemGenericAllocationHandle h;
+  CALL_RC(p_cuMemCreate(&h, 32 * MiB, &dprop, 0), CUDA_ERROR_OUT_OF_MEMORY, "DEVICE cuMemCreate beyond VRAM is OOM");
+  CALL_RC(p_cuMemCreate(&h, 32 * MiB, &hprop, 0), CUDA_SUCCESS, "HOST_NUMA cuMemCreate does not use VRAM");
+  CALL_RC(p_cuMemRelease(h), CUDA_SUCCESS, "release host handle");
+  CALL_RC(p_cuMemCreate(&h, 16 * MiB, &dprop, 0), CUDA_SUCCESS, "DEVICE cuMemCreate filling VRAM exactly");
+  CALL_RC(p_cuMemAlloc_v2(&b, 1), CUDA_ERROR_OUT_OF_MEMORY, "then one byte more is OOM");
+  CALL_RC(p_cuMemRelease(h), CUDA_SUCCESS, "release device handle");
+  CALL_RC(p_cuMemFree_v2(a), CUDA_SUCCESS, "free 48 MiB");
+  CALL_RC(p_cuMemFree_v2(a), CUDA_ERROR_INVALID_VALUE, "double free is INVALID_VALUE");
+  CALL_RC(p_cuMemAlloc_v2(&b, 64 * MiB), CUDA_SUCCESS, "the whole 64 MiB fits again");
+  CALL_RC(p_cuMemFree_v2(b), CUDA_SUCCESS, "free it");
+}
+
+static void scenario_procaddr(void) {
+  LOAD(cuGetProcAddress_v2);
+  LOAD(cuGetProcAddress);
+  struct {
+    const char *base;
+    int version;
+    cuuint64_t flags;
+    const char *want; /* NULL = no function */
+    CUdriverProcAddressQueryResult status;
+  } cases[] = {
+      {"cuMemAlloc", 13000, 0, "cuMemAlloc_v2", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuMemAlloc", 3020, 0, "cuMemAlloc_v2", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuMemAlloc", 13000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, "cuMemAlloc_v2", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuMemAllocAsync", 11020, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, "cuMemAllocAsync_ptsz", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuMemAllocAsync", 11020, CU_GET_PROC_ADDRESS_LEGACY_STREAM, "cuMemAllocAsync", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuLaunchKernel", 4000, 0, "cuLaunchKernel", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuLaunchKernel", 12000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, "cuLaunchKernel_ptsz", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuMemcpyHtoD", 12000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, "cuMemcpyHtoD_v2_ptds", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuMemcpyHtoDAsync", 12000, 0, "cuMemcpyHtoDAsync_v2", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuDeviceTotalMem", 2000, 0, "cuDeviceTotalMem", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuDeviceTotalMem", 3020, 0, "cuDeviceTotalMem_v2", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuCtxCreate", 12000, 0, "cuCtxCreate_v2", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuCtxCreate", 13000, 0, "cuCtxCreate_v4", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuGetProcAddress", 12000, 0, "cuGetProcAddress_v2", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuGetProcAddress", 11030, 0, "cuGetProcAddress", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuEventElapsedTime", 13000, 0, "cuEventElapsedTime_v2", CU_GET_PROC_ADDRESS_SUCCESS},
+      {"cuMemCreate", 10000, 0, NULL, CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT},
+      {"cuNoSuchFunction", 13000, 0, NULL, CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND},
+  };
+  char what[160];
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    void *fn = (void *)1;
+    CUdriverProcAddressQueryResult st = 99;
+    snprintf(what, sizeof what, "getProcAddress(%s, %d, %llu)", cases[i].base, cases[i].version,
+             (unsigned long long)cases[i].flags);
+    CALL_RC(p_cuGetProcAddress_v2(cases[i].base, &fn, cases[i].version, cases[i].flags, &st), CUDA_SUCCESS, what);
+    void *want = cases[i].want ? dlsym(g_lib, cases[i].want) : NULL;
+    snprintf(what, sizeof what, "%s@%d -> %s", cases[i].base, cases[i].version, cases[i].want ? cases[i].want : "NULL");
+    EXPECT(fn == want && st == cases[i].status, what, st, cases[i].status);
+  }
+  void *fn = NULL;
+  CALL_RC(p_cuGetProcAddress_v2("cuMemAlloc", &fn, 13010, 0, NULL), CUDA_ERROR_INVALID_VALUE,
+          "a version newer than the driver is INVALID_VALUE");
+  CALL_RC(p_cuGetProcAddress("cuMemFree", &fn, 12000, 0), CUDA_SUCCESS, "4-argument cuGetProcAddress");
+  EXPECT(fn == dlsym(g_lib, "cuMemFree_v2"), "4-argument form resolves cuMemFree_v2", 0, 0);
+}
+
+static void scenario_kernels(void) {
+  LOAD(cuModuleLoadData);
+  LOAD(cuModuleGetFunction);
+  LOAD(cuLaunchKernel);
+  LOAD(cuFuncGetParamInfo);
+  LOAD(cuMemAlloc_v2);
+  LOAD(cuMemsetD32_v2);
+  LOAD(cuMemcpyDtoH_v2);
+  LOAD(cuMemAddressReserve);
+  init_ctx();
+  CUmodule mod;
+  CUfunction fill, verify, bogus;
+  CALL_RC(p_cuModuleLoadData(&mod, "any image"), CUDA_SUCCESS, "load module");
+  CALL_RC(p_cuModuleGetFunction(&fill, mod, SPILL_KERNEL_FILL), CUDA_SUCCESS, "get spill_fill");
+  CALL_RC(p_cuModuleGetFunction(&verify, mod, SPILL_KERNEL_VERIFY), CUDA_SUCCESS, "get spill_verify");
+  CALL_RC(p_cuModuleGetFunction(&bogus, mod, "no_such_kernel"), CUDA_ERROR_NOT_FOUND, "unknown kernel is NOT_FOUND");
+  size_t off = 0, sz = 0;
+  CALL_RC(p_cuFuncGetParamInfo(verify, 4, &off, &sz), CUDA_SUCCESS, "param info of verify's 5th param");
+  EXPECT(off == 32 && sz == 8, "param 4 at offset 32, 8 bytes", off, sz);
+  CALL_RC(p_cuFuncGetParamInfo(verify, 5, &off, &sz), CUDA_ERROR_INVALID_VALUE, "param 5 does not exist");
+
+  CUdeviceptr buf, counter;
+  unsigned long long n = MiB / 8, seed = 42, base = 0;
+  CALL_RC(p_cuMemAlloc_v2(&buf, MiB), CUDA_SUCCESS, "alloc buffer");
+  CALL_RC(p_cuMemAlloc_v2(&counter, 8), CUDA_SUCCESS, "alloc counter");
+  CALL_RC(p_cuMemsetD32_v2(counter, 0, 2), CUDA_SUCCESS, "zero counter");
+  void *fargs[] = {&buf, &n, &seed, &base};
+  CALL_RC(p_cuLaunchKernel(fill, 132, 1, 1, 256, 1, 1, 0, NULL, fargs, NULL), CUDA_SUCCESS, "launch fill");
+  void *vargs[] = {&buf, &n, &seed, &base, &counter};
+  CALL_RC(p_cuLaunchKernel(verify, 132, 1, 1, 256, 1, 1, 0, NULL, vargs, NULL), CUDA_SUCCESS, "launch verify");
+  unsigned long long bad = 1;
+  CALL_RC(p_cuMemcpyDtoH_v2(&bad, counter, 8), CUDA_SUCCESS, "read counter");
+  EXPECT(bad == 0, "verify finds no mismatch after fill", bad, 0);
+  CALL_RC(p_cuMemsetD32_v2(buf + 4096, 0xdeadbeef, 4), CUDA_SUCCESS, "corrupt 16 bytes");
+  CALL_RC(p_cuLaunchKernel(verify, 132, 1, 1, 256, 1, 1, 0, NULL, vargs, NULL), CUDA_SUCCESS, "verify again");
+  CALL_RC(p_cuMemcpyDtoH_v2(&bad, counter, 8), CUDA_SUCCESS, "read counter again");
+  EXPECT(bad == 2, "verify counts the 2 corrupted words", bad, 2);
+  CALL_RC(p_cuLaunchKernel(fill, 1, 1, 1, 2048, 1, 1, 0, NULL, fargs, NULL), CUDA_ERROR_INVALID_VALUE,
+          "2048 threads per block is refused");
+  CUdeviceptr va;
+  CALL_RC(p_cuMemAddressReserve(&va, 2 * MiB, 0, 0, 0), CUDA_SUCCESS, "reserve");
+  void *uargs[] = {&va, &n, &seed, &base};
+  CALL_RC(p_cuLaunchKernel(fill, 1, 1, 1, 256, 1, 1, 0, NULL, uargs, NULL), CUDA_ERROR_ILLEGAL_ADDRESS,
+          "a kernel writing unmapped VA faults");
+}
+
+static void scenario_nohostnuma(void) {
+  LOAD(cuMemCreate);
+  init_ctx();
+  int (*attr)(int *, int, CUdevice) = (int (*)(int *, int, CUdevice))must_sym("cuDeviceGetAttribute");
+  int v = -1;
+  CALL_RC(attr(&v, CU_DEVICE_ATTRIBUTE_HOST_NUMA_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, 0), CUDA_SUCCESS, "attribute 141");
+  EXPECT(v == 0, "HOST_NUMA VMM reported unsupported", v, 0);
+  CUmemAllocationProp hprop = prop_for(CU_MEM_LOCATION_TYPE_HOST_NUMA);
+  CUmemGenericAllocationHandle h;
+  CALL_RC(p_cuMemCreate(&h, 2 * MiB, &hprop, 0), CUDA_ERROR_NOT_SUPPORTED, "HOST_NUMA cuMemCreate is NOT_SUPPORTED");
+}
+
+static void scenario_nvml(void) {
+  LOAD(cuMemAlloc_v2);
+  LOAD(cuDeviceTotalMem_v2);
+  init_ctx();
+  void *nvml = dlopen("libnvidia-ml.so.1", RTLD_NOW);
+  if (!nvml) {
+    printf("FAIL dlopen libnvidia-ml.so.1: %s\n", dlerror());
+    exit(1);
+  }
+  int (*init)(void) = (int (*)(void))dlsym(nvml, "nvmlInit_v2");
+  int (*handle)(unsigned, void **) = (int (*)(unsigned, void **))dlsym(nvml, "nvmlDeviceGetHandleByIndex_v2");
+  struct {
+    unsigned long long total, free, used;
+  } mem;
+  int (*meminfo)(void *, void *) = (int (*)(void *, void *))dlsym(nvml, "nvmlDeviceGetMemoryInfo");
+  EXPECT(init && handle && meminfo, "NVML symbols present", 0, 0);
+  void *dev = NULL;
+  EXPECT(init() == 0 && handle(0, &dev) == 0, "nvmlInit + handle", 0, 0);
+  CUdeviceptr p;
+  CALL_RC(p_cuMemAlloc_v2(&p, 10 * MiB), CUDA_SUCCESS, "alloc 10 MiB");
+  size_t total = 0;
+  CALL_RC(p_cuDeviceTotalMem_v2(&total, 0), CUDA_SUCCESS, "total");
+  EXPECT(meminfo(dev, &mem) == 0, "nvmlDeviceGetMemoryInfo", 0, 0);
+  EXPECT(mem.total == total, "NVML total == cuDeviceTotalMem", mem.total, total);
+  EXPECT(mem.used == 10 * MiB && mem.free == total - 10 * MiB, "NVML used/free follow the fake driver", mem.used, mem.free);
+}
+
+static void scenario_copies(void) {
+  LOAD(cuMemAlloc_v2);
+  LOAD(cuMemcpyDtoD_v2);
+  LOAD(cuMemcpyHtoD_v2);
+  LOAD(cuMemcpyDtoH_v2);
+  init_ctx();
+  CUdeviceptr a, b;
+  CALL_RC(p_cuMemAlloc_v2(&a, 4096), CUDA_SUCCESS, "alloc a");
+  CALL_RC(p_cuMemAlloc_v2(&b, 4096), CUDA_SUCCESS, "alloc b");
+  char host[4096];
+  memset(host, 'x', sizeof host);
+  CALL_RC(p_cuMemcpyHtoD_v2(a, host, 4096), CUDA_SUCCESS, "HtoD");
+  CALL_RC(p_cuMemcpyDtoD_v2(b, a, 4096), CUDA_SUCCESS, "DtoD");
+  CALL_RC(p_cuMemcpyHtoD_v2(a + 4000, host, 200), CUDA_ERROR_INVALID_VALUE, "copy past the allocation end");
+  CALL_RC(p_cuMemcpyHtoD_v2((CUdeviceptr)(uintptr_t)host, host, 8), CUDA_ERROR_INVALID_VALUE, "HtoD to a host address");
+  memset(host, 0, sizeof host);
+  CALL_RC(p_cuMemcpyDtoH_v2(host, b, 4096), CUDA_SUCCESS, "DtoH");
+  EXPECT(host[0] == 'x' && host[4095] == 'x', "DtoD copied the bytes", host[0], host[4095]);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: fake_selftest vmm|oom|procaddr|kernels|nohostnuma|nvml|copies\n");
+    return 2;
+  }
+  g_scenario = argv[1];
+  g_lib = dlopen("libcuda.so.1", RTLD_NOW);
+  if (!g_lib) {
+    printf("FAIL dlopen libcuda.so.1: %s (set LD_LIBRARY_PATH=native/build/fake)\n", dlerror());
+    return 1;
+  }
+  if (!dlsym(g_lib, "fakecuda_calls")) {
+    printf("FAIL the libcuda.so.1 found is not spillover's fake\n");
+    return 1;
+  }
+  if (strcmp(g_scenario, "vmm") == 0) scenario_vmm();
+  else if (strcmp(g_scenario, "oom") == 0) scenario_oom();
+  else if (strcmp(g_scenario, "procaddr") == 0) scenario_procaddr();
+  else if (strcmp(g_scenario, "kernels") == 0) scenario_kernels();
+  else if (strcmp(g_scenario, "nohostnuma") == 0) scenario_nohostnuma();
+  else if (strcmp(g_scenario, "nvml") == 0) scenario_nvml();
+  else if (strcmp(g_scenario, "copies") == 0) scenario_copies();
+  else {
+    fprintf(stderr, "fake_selftest: unknown scenario '%s'\n", g_scenario);
+    return 2;
+  }
+  printf("PASS %s\n", g_scenario);
+  return 0;
+}

@@ -1,0 +1,148 @@
+/*
+** t_paths.c: every way a program reaches the driver lands on the interposer's hooks:
+**  bootstrap  what libcudart does: dlopen("libcuda.so.1"), dlsym cuGetProcAddress_v2, then every
+**             function by base name + version (+ per-thread flag); unhooked names come back as
+**             the driver's own, cuGetExportTable untouched; totalGlobalMem = reported total
+**  dlsym      dlsym on a libcuda handle, RTLD_DEFAULT, the PLT (linked with -lcuda), NVML by
+**             handle; foreign names (malloc via RTLD_NEXT, cudnn*) forwarded untouched
+*/
+#include "t_common.h"
+
+typedef CUresult (*gpa_v2_fn)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
+typedef CUresult (*gpa_fn)(const char *, void **, int, cuuint64_t);
+
+static void *get(gpa_v2_fn gpa, const char *name, int ver, cuuint64_t flags) {
+  void *fn = NULL;
+  CUdriverProcAddressQueryResult st = -1;
+  CU(gpa(name, &fn, ver, flags, &st));
+  CHECK(st == CU_GET_PROC_ADDRESS_SUCCESS && fn, "%s@%d: status %d fn %p", name, ver, st, fn);
+  return fn;
+}
+
+static void *hook(const char *name) {
+  void *h = dlsym(RTLD_DEFAULT, name);
+  CHECK(t_is_hook(h), "RTLD_DEFAULT %s is not the hook", name);
+  return h;
+}
+
+static int bootstrap(void) {
+  void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+  CHECK(lib, "dlopen libcuda.so.1: %s", dlerror());
+  gpa_v2_fn gpa = (gpa_v2_fn)dlsym(lib, "cuGetProcAddress_v2");
+  CHECK(gpa == hook("cuGetProcAddress_v2"), "dlsym(libcuda, cuGetProcAddress_v2) is not the hook");
+
+  CUresult (*init)(unsigned) = (CUresult(*)(unsigned))get(gpa, "cuInit", 12000, 0);
+  CHECK(!t_is_hook((void *)init), "cuInit should be the driver's own");
+  CU(init(0));
+  struct {
+    const char *base;
+    int ver;
+    cuuint64_t flags;
+    const char *expect;
+  } want[] = {
+      {"cuMemAlloc", 3020, 0, "cuMemAlloc_v2"},
+      {"cuMemAllocPitch", 3020, 0, "cuMemAllocPitch_v2"},
+      {"cuMemFree", 3020, 0, "cuMemFree_v2"},
+      {"cuMemAllocAsync", 11020, 0, "cuMemAllocAsync"},
+      {"cuMemAllocAsync", 11020, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, "cuMemAllocAsync_ptsz"},
+      {"cuMemFreeAsync", 11020, 0, "cuMemFreeAsync"},
+      {"cuMemFreeAsync", 11020, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, "cuMemFreeAsync_ptsz"},
+      {"cuMemAllocFromPoolAsync", 11020, 0, "cuMemAllocFromPoolAsync"},
+      {"cuMemGetInfo", 3020, 0, "cuMemGetInfo_v2"},
+      {"cuDeviceTotalMem", 3020, 0, "cuDeviceTotalMem_v2"},
+      {"cuDeviceTotalMem", 2000, 0, "cuDeviceTotalMem"},
+      {"cuPointerGetAttribute", 4000, 0, "cuPointerGetAttribute"},
+      {"cuPointerGetAttributes", 7000, 0, "cuPointerGetAttributes"},
+      {"cuMemGetAddressRange", 3020, 0, "cuMemGetAddressRange_v2"},
+      {"cuIpcGetMemHandle", 4010, 0, "cuIpcGetMemHandle"},
+      {"cuMemCreate", 10020, 0, "cuMemCreate"},
+      {"cuMemRelease", 10020, 0, "cuMemRelease"},
+      {"cuGetProcAddress", 12000, 0, "cuGetProcAddress_v2"},
+      {"cuGetProcAddress", 11030, 0, "cuGetProcAddress"},
+  };
+  for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+    void *fn = get(gpa, want[i].base, want[i].ver, want[i].flags);
+    CHECK(fn == hook(want[i].expect), "cuGetProcAddress(%s, %d, %llu) did not return the %s hook", want[i].base,
+          want[i].ver, (unsigned long long)want[i].flags, want[i].expect);
+  }
+  /* per-thread and legacy variants are different hooks */
+  CHECK(get(gpa, "cuMemAllocAsync", 11020, 0) != get(gpa, "cuMemAllocAsync", 11020, 2), "ptsz collapsed");
+  /* not ours: the driver's own pointer, unchanged */
+  void *launch = get(gpa, "cuLaunchKernel", 4000, 0);
+  CHECK(!t_is_hook(launch) && launch == dlsym(lib, "cuLaunchKernel"), "cuLaunchKernel was substituted");
+  void *et = NULL;
+  CUdriverProcAddressQueryResult st = -1;
+  CU(gpa("cuGetExportTable", &et, 3000, 0, &st));
+  CHECK(et && !t_is_hook(et), "cuGetExportTable substituted or missing");
+  /* unknown symbol: status filled, pointer NULL */
+  void *none = (void *)1;
+  st = -1;
+  CUresult rc = gpa("cuNoSuchFunction", &none, 12000, 0, &st);
+  CHECK(st == CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND && none == NULL, "unknown symbol: rc %d status %d", rc, st);
+  /* the 4-argument wrapper routes too */
+  gpa_fn gpa1 = (gpa_fn)get(gpa, "cuGetProcAddress", 11030, 0);
+  void *alloc = NULL;
+  CU(gpa1("cuMemAlloc", &alloc, 3020, 0));
+  CHECK(alloc == hook("cuMemAlloc_v2"), "4-arg cuGetProcAddress did not route cuMemAlloc");
+
+  /* the runtime's totalGlobalMem comes from cuDeviceTotalMem: the reported total */
+  CUresult (*totalmem)(size_t *, CUdevice) = (CUresult(*)(size_t *, CUdevice))get(gpa, "cuDeviceTotalMem", 3020, 0);
+  size_t total = 0;
+  CU(totalmem(&total, 0));
+  size_t expect = t_env_size("SPILLOVER_VRAM_LIMIT", 0) + t_env_size("SPILLOVER_PINNED_LIMIT", 0);
+  CHECK(total == expect, "totalGlobalMem %zu, expected limit+pinned %zu", total, expect);
+  printf("bootstrap total=%zu\n", total);
+
+  /* an allocation through the bootstrap pointer is tiered past the budget */
+  t_setup();
+  CUresult (*ma)(CUdeviceptr *, size_t) = (CUresult(*)(CUdeviceptr *, size_t))get(gpa, "cuMemAlloc", 3020, 0);
+  CUresult (*mf)(CUdeviceptr) = (CUresult(*)(CUdeviceptr))get(gpa, "cuMemFree", 3020, 0);
+  CUdeviceptr p;
+  size_t big = t_env_size("SPILLOVER_VRAM_LIMIT", 0) + 8 * MiB;
+  CU(ma(&p, big));
+  t_location_fn loc = t_location();
+  if (loc) CHECK(loc(p + big - 1) == 2, "last page of a past-budget allocation is not host memory");
+  CU(mf(p));
+  printf("ok bootstrap\n");
+  return 0;
+}
+
+static int dlsym_paths(void) {
+  void *lib = dlopen("libcuda.so.1", RTLD_NOW);
+  CHECK(lib, "dlopen: %s", dlerror());
+  const char *names[] = {"cuMemAlloc_v2", "cuMemFree_v2", "cuMemAllocAsync", "cuMemAllocAsync_ptsz",
+                         "cuMemGetInfo_v2", "cuDeviceTotalMem_v2", "cuMemCreate", "cuGetProcAddress"};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+    CHECK(dlsym(lib, names[i]) == hook(names[i]), "dlsym(libcuda, %s) is not the hook", names[i]);
+  void *launch = dlsym(lib, "cuLaunchKernel");
+  CHECK(launch && !t_is_hook(launch), "dlsym(libcuda, cuLaunchKernel) should be the driver's");
+  /* PLT: the program's own reference (linked with -lcuda) binds to the hook */
+  CHECK(t_is_hook((void *)&cuMemAlloc_v2), "PLT cuMemAlloc_v2 is not the hook");
+  CHECK(t_is_hook((void *)&cuMemGetInfo_v2), "PLT cuMemGetInfo_v2 is not the hook");
+  /* RTLD_NEXT from the program: the next definition after the program is ours (preloaded) */
+  CHECK(t_is_hook(dlsym(RTLD_NEXT, "cuMemAlloc_v2")), "RTLD_NEXT cuMemAlloc_v2");
+  /* foreign names forwarded untouched */
+  void *m_next = dlsym(RTLD_NEXT, "malloc");
+  CHECK(m_next && m_next == dlsym(RTLD_DEFAULT, "malloc"), "RTLD_NEXT malloc changed");
+  CHECK(dlsym(lib, "cudnnCreate") == NULL, "cudnnCreate resolved from libcuda");
+  CHECK(dlsym(lib, "cuNoSuch") == NULL, "unknown cu symbol not NULL");
+  /* NVML through its handle */
+  void *nv = dlopen("libnvidia-ml.so.1", RTLD_NOW);
+  CHECK(nv, "dlopen nvml: %s", dlerror());
+  CHECK(dlsym(nv, "nvmlDeviceGetMemoryInfo") == hook("nvmlDeviceGetMemoryInfo"), "nvml memory info not hooked");
+  CHECK(dlsym(nv, "nvmlDeviceGetMemoryInfo_v2") == hook("nvmlDeviceGetMemoryInfo_v2"), "nvml _v2 not hooked");
+  void *ninit = dlsym(nv, "nvmlInit_v2");
+  CHECK(ninit && !t_is_hook(ninit), "nvmlInit_v2 should be the library's");
+  /* dlvsym is not ours: still works */
+  CHECK(dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.2.5") != NULL, "dlvsym dlsym@GLIBC_2.2.5");
+  printf("ok dlsym\n");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *s = argc > 1 ? argv[1] : "";
+  if (!strcmp(s, "bootstrap")) return bootstrap();
+  if (!strcmp(s, "dlsym")) return dlsym_paths();
+  fprintf(stderr, "usage: t_paths bootstrap|dlsym\n");
+  return 2;
+}

@@ -1,0 +1,199 @@
+// interposer.test.ts: runs the C scenario programs of native/test/t_*.c under
+// LD_PRELOAD=libspillover.so against the CPU fake driver (native/test/fake). Each test is one
+// scenario: the program exits 0 and prints "ok <scenario>" only if every check in it held.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const build = path.join(root, "native/build");
+const fakeDir = path.join(build, "fake");
+const lib = path.join(build, "libspillover.so");
+let statsDir = "";
+
+const MiB = 1024 * 1024;
+// A 64 MiB "GPU" budget with a 16 MiB reserve and 128 MiB of pinned host memory, on a fake card
+// of 1 GiB: large allocations get 48 MiB of VRAM, then host pages.
+const BUDGET = {
+  SPILLOVER_VRAM_LIMIT: "64M",
+  SPILLOVER_VRAM_RESERVE: "16M",
+  SPILLOVER_PINNED_LIMIT: "128M",
+  SPILLOVER_HOST_RESERVE: "0",
+  FAKE_CUDA_VRAM: "1G",
+};
+
+function scrubbedEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith("SPILLOVER_") && !k.startsWith("FAKE_CUDA_")) env[k] = v;
+  }
+  return env;
+}
+
+function run(
+  prog: string,
+  args: string[],
+  env: Record<string, string> = {},
+): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(path.join(build, prog), args, {
+    encoding: "utf8",
+    env: {
+      ...scrubbedEnv(),
+      LD_LIBRARY_PATH: fakeDir,
+      LD_PRELOAD: lib,
+      SPILLOVER_STATS_DIR: statsDir,
+      SPILLOVER_BROKER: "off",
+      ...BUDGET,
+      ...env,
+    },
+    timeout: 60_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectOk(r: { code: number | null; stdout: string; stderr: string }, line: string): void {
+  expect(r.stdout + r.stderr).toContain(line);
+  expect(r.stdout).not.toContain("FAIL");
+  expect(r.code).toBe(0);
+}
+
+beforeAll(() => {
+  execFileSync("make", ["-s", "-C", path.join(root, "native"), "test-bin"], { stdio: "pipe" });
+  statsDir = mkdtempSync(path.join(os.tmpdir(), "spillover-stats-"));
+});
+
+afterAll(() => {
+  if (statsDir) rmSync(statsDir, { recursive: true, force: true });
+});
+
+describe("libspillover.so interception", () => {
+  test("the runtime's bootstrap (dlopen + cuGetProcAddress_v2 by base name) gets every hook", () => {
+    const r = run("t_paths", ["bootstrap"]);
+    expectOk(r, "ok bootstrap");
+    expect(r.stdout).toContain(`bootstrap total=${(64 + 128) * MiB}`);
+  });
+
+  test("dlsym on libcuda/NVML handles, RTLD_DEFAULT, RTLD_NEXT and the PLT reach the hooks; other names untouched", () => {
+    expectOk(run("t_paths", ["dlsym"]), "ok dlsym");
+  });
+
+  test("without the interposer the same checks fail (the scenarios can fail)", () => {
+    const r = run("t_paths", ["bootstrap"], { LD_PRELOAD: "" });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("FAIL");
+  });
+});
+
+describe("tiered allocations", () => {
+  test("fits -> driver; past the VRAM budget -> VRAM pages, then pinned host pages, straddling", () => {
+    expectOk(run("t_tiers", ["place"]), "ok place");
+  });
+
+  test("freed pages go back to their pools and are reused without new cuMemCreate", () => {
+    expectOk(run("t_tiers", ["reuse"]), "ok reuse");
+  });
+
+  test("CUDA_ERROR_OUT_OF_MEMORY exactly when the VRAM and pinned budgets are spent", () => {
+    expectOk(run("t_tiers", ["oom"], { SPILLOVER_PINNED_LIMIT: "64M" }), "ok oom");
+  });
+
+  test("memcpy and memset across the VRAM/host boundary keep every byte", () => {
+    expectOk(run("t_tiers", ["copy"]), "ok copy");
+  });
+
+  test("cuMemFreeAsync defers the release to the stream; pages are reused after", () => {
+    expectOk(run("t_tiers", ["async"]), "ok async");
+  });
+
+  test("the program's own cuMemCreate: DEVICE within the budget, HOST_NUMA past it, both counted", () => {
+    expectOk(run("t_tiers", ["vmm"]), "ok vmm");
+  });
+
+  test("16 threads allocating and freeing at once lose and share no page", () => {
+    expectOk(run("t_threads", []), "ok threads");
+  });
+
+  test("a forked child starts clean and allocates independently of its parent", () => {
+    const r = run("t_fork", []);
+    expect(r.stdout).toContain("child ok");
+    expectOk(r, "ok fork");
+  });
+});
+
+describe("what the program is told", () => {
+  test("cuMemGetInfo, cuDeviceTotalMem (v1, v2) and NVML (v1, v2) agree on total and free", () => {
+    const r = run("t_info", ["capacity"]);
+    expectOk(r, "ok capacity");
+    expect(r.stdout).toContain(`total=${(64 + 128) * MiB}`);
+  });
+
+  test("a tiered pointer answers pointer attributes and address range like device memory", () => {
+    expectOk(run("t_info", ["attrs"]), "ok attrs");
+  });
+
+  test("cuIpcGetMemHandle on a tiered pointer is CUDA_ERROR_NOT_SUPPORTED", () => {
+    expectOk(run("t_info", ["ipc"]), "ok ipc");
+  });
+});
+
+describe("robustness and reporting", () => {
+  test("bad arguments: driver's codes for NULL/zero; double, interior and foreign frees refused", () => {
+    expectOk(run("t_misc", ["badargs"]), "ok badargs");
+  });
+
+  test("a malformed variable prints exactly one line and everything passes through", () => {
+    const r = run("t_misc", ["passthrough"], { SPILLOVER_VRAM_LIMIT: "12X" });
+    expectOk(r, "ok passthrough");
+    const lines = r.stderr.split("\n").filter((l) => l.length > 0);
+    expect(lines).toEqual([
+      'spillover: SPILLOVER_VRAM_LIMIT="12X" is not a size (use bytes or a number with K/M/G/T, or NN%); passing all CUDA calls through',
+    ]);
+  });
+
+  test("SPILLOVER_DISABLE=1 passes everything through silently", () => {
+    const r = run("t_misc", ["passthrough"], { SPILLOVER_DISABLE: "1" });
+    expectOk(r, "ok passthrough");
+    expect(r.stderr).toBe("");
+  });
+
+  test("a card without host-NUMA VMM: allocations and capacity are the driver's", () => {
+    const r = run("t_misc", ["notiering"], { FAKE_CUDA_NO_HOST_NUMA: "1", SPILLOVER_LOG: "warn" });
+    expectOk(r, "ok notiering");
+    expect(r.stderr).toContain("lacks VMM with host NUMA memory");
+  });
+
+  test("SPILLOVER_LOG=info prints one summary line at exit", () => {
+    const r = run("t_misc", ["summary"], { SPILLOVER_LOG: "info" });
+    expectOk(r, "ok summary");
+    const lines = r.stderr.split("\n").filter((l) => l.includes("summary:"));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /summary: vram 8 MiB \(peak 8\), pinned 12 MiB \(peak 12\), passthrough 0 MiB \(peak 40\).*allocs 3 \(tiered 1, passthrough 1\), frees 1, .*ooms 1/,
+    );
+  });
+
+  test("the stats record: decoded live by the program, exited=1 at exit, kept only on request", () => {
+    const kept = run("t_misc", ["stats"], { SPILLOVER_KEEP_STATS: "1" });
+    expectOk(kept, "ok stats");
+    const pid = Number(/ok stats pid=(\d+)/.exec(kept.stdout)?.[1]);
+    const uid = process.getuid?.() ?? 0;
+    const file = path.join(statsDir, `spillover-${uid}-${pid}.stats`);
+    const buf = readFileSync(file);
+    expect(buf.length).toBe(4096);
+    expect(buf.readBigUInt64LE(0)).toBe(0x3153544154535053n); // SP_STATS_MAGIC
+    expect(buf.readBigUInt64LE(16) % 2n).toBe(0n); // seq even
+    expect(buf.readInt32LE(24)).toBe(pid);
+    expect(buf.readUInt32LE(52)).toBe(1); // exited
+    // gpu[0] starts after header 64 + pinned 80 + counters 128 + cmdline 256 = 528
+    const gpu = 528;
+    expect(buf.readBigUInt64LE(gpu + 8)).toBe(BigInt(64 * MiB)); // vram_limit
+    expect(buf.readBigUInt64LE(gpu + 32)).toBe(BigInt(30 * MiB)); // tier_bytes[PINNED] at exit
+    const gone = run("t_misc", ["stats"]);
+    expectOk(gone, "ok stats");
+    const pid2 = Number(/ok stats pid=(\d+)/.exec(gone.stdout)?.[1]);
+    expect(existsSync(path.join(statsDir, `spillover-${uid}-${pid2}.stats`))).toBe(false);
+  });
+});

@@ -1,0 +1,83 @@
+"""Measures, in the same suite run, the two bandwidths the physical bounds are computed from:
+the pinned host->device copy bandwidth (the link) and the VRAM bandwidth (a read kernel and a
+device-to-device copy). Runs without the interposer. Also records the card's identity."""
+
+import os
+import platform
+import subprocess
+
+import common
+
+
+def _smi():
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    fields = "name,driver_version,memory.total,pcie.link.gen.current,pcie.link.width.current"
+    try:
+        r = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader"],
+                           capture_output=True, text=True, timeout=20, env=env)
+        parts = [x.strip() for x in r.stdout.splitlines()[0].split(",")]
+        return dict(zip(["name", "driver", "memory_total", "pcie_gen", "pcie_width"], parts))
+    except Exception as e:  # the probe still measures bandwidth without nvidia-smi
+        return {"error": str(e)}
+
+
+def _time_events(torch, fn, reps):
+    """Median seconds of fn() over reps, timed with CUDA events after one warm-up."""
+    fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(reps):
+        a = torch.cuda.Event(enable_timing=True)
+        b = torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b) / 1000.0)
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def main(spec):
+    import torch
+
+    size = int(spec.get("bytes", 1 << 30))
+    reps = int(spec.get("reps", 5))
+    n = size // 4
+    host = torch.empty(n, dtype=torch.float32, pin_memory=True)
+    host.fill_(1.0)
+    dev = torch.empty(n, dtype=torch.float32, device="cuda")
+
+    h2d = _time_events(torch, lambda: dev.copy_(host, non_blocking=True), reps)
+    # The brief's form: a pinned tensor moved with .to('cuda', non_blocking=True).
+    h2d_to = _time_events(torch, lambda: host.to("cuda", non_blocking=True), reps)
+    d2h = _time_events(torch, lambda: host.copy_(dev, non_blocking=True), reps)
+
+    big = torch.empty(2 * n, dtype=torch.float32, device="cuda").fill_(1.0)
+    big2 = torch.empty_like(big)
+    read = _time_events(torch, lambda: torch.sum(big), reps)
+    copy = _time_events(torch, lambda: big2.copy_(big), reps)
+    big_bytes = big.numel() * 4
+    gb = 1e9
+    props = torch.cuda.get_device_properties(0)
+    free, total = torch.cuda.mem_get_info()
+    return {
+        "h2d_pinned_gbps": round(size / h2d / gb, 2),
+        "h2d_pinned_to_gbps": round(size / h2d_to / gb, 2),
+        "d2h_pinned_gbps": round(size / d2h / gb, 2),
+        "vram_read_gbps": round(big_bytes / read / gb, 1),
+        # a copy reads and writes every byte
+        "vram_copy_gbps": round(2 * big_bytes / copy / gb, 1),
+        "copy_bytes": size,
+        "gpu_name": props.name,
+        "vram_total_bytes": int(total),
+        "vram_free_bytes": int(free),
+        "sm_count": props.multi_processor_count,
+        "cuda_runtime": torch.version.cuda,
+        "smi": _smi(),
+        "kernel": platform.release(),
+    }
+
+
+if __name__ == "__main__":
+    common.run_main(main)

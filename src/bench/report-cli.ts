@@ -1,0 +1,102 @@
+// `npm run bench:report`: reads a results file from bench/results/ (the newest full run unless
+// --results names one), validates it and writes docs/benchmarks.md plus docs/img/bench-*.svg.
+// The I/O edge of the report; rendering itself is pure (report.ts).
+
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { renderReport } from "./report.js";
+import { parseBenchResults } from "./schema.js";
+
+export interface ReportCliIO {
+  readonly cwd: string;
+  readonly stdout: (line: string) => void;
+  readonly stderr: (line: string) => void;
+}
+
+const USAGE =
+  "usage: npm run bench:report -- [--results bench/results/<file>.json] [--out docs/benchmarks.md] [--img-dir docs/img]";
+
+/** The newest whole-suite results file in dir (names start with the date), or null. */
+export function newestResults(dir: string): string | null {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return null;
+  }
+  // only the suite's own files (<date>-<card>.json); smoke runs and unmerged parts
+  // (…-part1of3.json) are not what the report is about, and other tools' notes may sit beside them
+  const full = names
+    .filter((n) => /^\d{4}-\d{2}-\d{2}-.+\.json$/.test(n))
+    .filter((n) => !/-(smoke|part\d+of\d+)\.json$/.test(n))
+    .sort();
+  const last = full[full.length - 1];
+  return last ? join(dir, last) : null;
+}
+
+export function runBenchReport(argv: readonly string[], io: ReportCliIO): number {
+  let values: {
+    results?: string | undefined;
+    out?: string | undefined;
+    "img-dir"?: string | undefined;
+  };
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: {
+        results: { type: "string" },
+        out: { type: "string" },
+        "img-dir": { type: "string" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    io.stderr(`bench:report: ${(e as Error).message}; ${USAGE}`);
+    return 2;
+  }
+  const resultsDir = resolve(io.cwd, "bench/results");
+  const resultsPath = values.results ? resolve(io.cwd, values.results) : newestResults(resultsDir);
+  if (!resultsPath) {
+    io.stderr(
+      `bench:report: no results in ${relative(io.cwd, resultsDir) || "."}; run bash bench/run_suite.sh on a GPU, or pass --results <file>`,
+    );
+    return 1;
+  }
+  const outPath = resolve(io.cwd, values.out ?? "docs/benchmarks.md");
+  const imgDir = resolve(io.cwd, values["img-dir"] ?? join(dirname(outPath), "img"));
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(resultsPath, "utf8"));
+  } catch (e) {
+    io.stderr(`bench:report: cannot read ${resultsPath}: ${(e as Error).message}`);
+    return 1;
+  }
+  const source = relative(io.cwd, resultsPath) || resultsPath;
+  let results: ReturnType<typeof parseBenchResults>;
+  try {
+    results = parseBenchResults(data, source);
+  } catch (e) {
+    io.stderr(`bench:report: ${(e as Error).message}`);
+    return 1;
+  }
+  if (results.fixture && values.out === undefined) {
+    io.stderr(
+      `bench:report: ${source} is a test fixture, not a measurement; pass --out <elsewhere> to render it anyway`,
+    );
+    return 1;
+  }
+  const rendered = renderReport(results, {
+    source,
+    imgDir: relative(dirname(outPath), imgDir) || ".",
+  });
+  mkdirSync(dirname(outPath), { recursive: true });
+  mkdirSync(imgDir, { recursive: true });
+  writeFileSync(outPath, rendered.markdown);
+  for (const [name, svg] of rendered.images) writeFileSync(join(imgDir, name), svg);
+  io.stdout(
+    `wrote ${relative(io.cwd, outPath)} and ${rendered.images.size} charts in ${relative(io.cwd, imgDir)} from ${source}`,
+  );
+  return 0;
+}

@@ -1,0 +1,542 @@
+// Renders docs/benchmarks.md and its SVG charts from one validated results file. Pure: results
+// in, markdown text and named SVG files out; scripts/bench-report.ts does the reading and writing.
+
+import {
+  type Analysis,
+  type ArrayRow,
+  analyse,
+  type Claim,
+  idealPlacement,
+  type LlmRow,
+  type ModelAnalysis,
+  TARGETS,
+} from "./analysis.js";
+import type { BenchResults } from "./schema.js";
+import { barChart, type LineSeries, lineChart, PALETTE } from "./svg.js";
+
+export interface RenderedReport {
+  readonly markdown: string;
+  /** file name (no directory) -> SVG text */
+  readonly images: ReadonlyMap<string, string>;
+}
+
+export interface RenderOptions {
+  /** how the results file is named in the report, e.g. bench/results/2026-11-27-h100.json */
+  readonly source: string;
+  /** the images' directory relative to the markdown file, e.g. "img" */
+  readonly imgDir: string;
+}
+
+const dash = "–";
+
+export function fmtGB(b: number | null | undefined): string {
+  return b === null || b === undefined ? dash : `${(b / 1e9).toFixed(2)} GB`;
+}
+
+export function fmtRate(v: number | null | undefined): string {
+  if (v === null || v === undefined) return dash;
+  if (v >= 100) return v.toFixed(0);
+  if (v >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+
+function fmtRatio(v: number | null): string {
+  return v === null ? dash : v.toFixed(2);
+}
+
+function fmtS(v: number | null): string {
+  if (v === null) return dash;
+  return v < 1 ? `${(v * 1000).toFixed(0)} ms` : `${v.toFixed(2)} s`;
+}
+
+function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+  const esc = (c: string) => c.replace(/\|/g, "\\|").replace(/\n/g, " ");
+  return [
+    `| ${head.map(esc).join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+    ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`),
+  ].join("\n");
+}
+
+function verdictCell(c: Claim): string {
+  return c.verdict === "met" ? "met" : c.verdict === "missed" ? "**missed**" : "no data";
+}
+
+function claimsSection(a: Analysis): string {
+  const out = ["## What the numbers say", ""];
+  out.push(
+    table(
+      ["claim", "expected", "measured", "verdict"],
+      a.claims.map((c) => [c.name, c.expectation, c.headline, verdictCell(c)]),
+    ),
+  );
+  for (const c of a.claims) {
+    if (c.points.length === 0) continue;
+    out.push("", `**${c.name}**, every point:`, "");
+    for (const p of c.points) {
+      const v = c.name.startsWith("Overhead")
+        ? `${(p.value * 100).toFixed(1)}%`
+        : c.name.startsWith("Decode speed-up") || c.name.startsWith("Prefill")
+          ? `${p.value.toFixed(1)}x`
+          : p.value.toFixed(2);
+      out.push(`- ${p.model}, ${p.label}: ${v}${p.met ? "" : ` (missed: ${p.why.join("; ")})`}`);
+    }
+  }
+  return out.join("\n");
+}
+
+function runSection(r: BenchResults): string {
+  const h = r.host;
+  const v = r.versions;
+  const bw = r.bandwidth;
+  const rows: string[][] = [
+    [
+      "card",
+      `${h.gpu_name ?? h.card}${h.vram_total_bytes ? `, ${fmtGB(h.vram_total_bytes)}` : ""}`,
+    ],
+    [
+      "driver / CUDA",
+      `${h.driver ?? dash} / driver CUDA ${h.cuda_driver ?? dash}, runtime ${h.cuda_runtime ?? dash}`,
+    ],
+    ["link", h.pcie ?? dash],
+    [
+      "host",
+      `${h.cpu_model ?? dash}, ${h.cpu_count ?? dash} CPUs, ${fmtGB(h.mem_total_bytes)} RAM, kernel ${h.kernel}`,
+    ],
+    [
+      "software",
+      Object.entries(v)
+        .map(([k, x]) => `${k} ${x ?? "absent"}`)
+        .join(", "),
+    ],
+    ["git commit", r.git_commit ?? "not recorded (set GIT_COMMIT)"],
+    ["command", `\`${r.command}\``],
+    [
+      "run",
+      `${r.created_utc}, ${(r.duration_s / 60).toFixed(1)} min, interposer ${r.interposer.present ? "built" : "**missing**"}` +
+        (r.parts?.length
+          ? `; in ${r.parts.length} parts (one GPU call each; bounds use the highest bandwidths the parts measured)`
+          : r.part
+            ? `; **part ${r.part} only**`
+            : ""),
+    ],
+  ];
+  if (bw) {
+    rows.push([
+      "measured in this run",
+      `pinned host→device ${bw.h2d_pinned_gbps} GB/s, device→host ${bw.d2h_pinned_gbps ?? dash} GB/s, ` +
+        `VRAM read ${bw.vram_read_gbps} GB/s, VRAM copy ${bw.vram_copy_gbps ?? dash} GB/s (read + write)`,
+    ]);
+  } else {
+    rows.push([
+      "measured in this run",
+      "**the bandwidth probe failed: no bounds can be computed**",
+    ]);
+  }
+  rows.push([
+    "activation allowance",
+    `${fmtGB(r.allowance_bytes)} of VRAM on top of the weights' share`,
+  ]);
+  return ["## The run", "", table(["", ""], rows)].join("\n");
+}
+
+function factsTable(m: ModelAnalysis): string {
+  const f = m.facts;
+  if (!f) return `No run of ${m.id} completed, so its measured facts are missing.`;
+  return table(
+    [
+      "arch",
+      "hidden",
+      "layers",
+      "intermediate",
+      "heads",
+      "kv heads",
+      "head dim",
+      "vocab",
+      "experts",
+      "per token",
+      "dtype",
+      "weights",
+      "embedding",
+      "experts' bytes",
+      "read by every token",
+    ],
+    [
+      [
+        f.arch,
+        String(f.hidden),
+        String(f.layers),
+        String(f.intermediate),
+        String(f.heads),
+        String(f.kv_heads),
+        String(f.head_dim),
+        String(f.vocab),
+        String(f.experts),
+        String(f.experts_per_token),
+        f.dtype,
+        fmtGB(f.weight_bytes),
+        fmtGB(f.embed_bytes),
+        fmtGB(f.expert_bytes),
+        fmtGB(f.dense_bytes),
+      ],
+    ],
+  );
+}
+
+function tokensCell(r: LlmRow, ref: string | null): string {
+  if (!r.ok) return dash;
+  if (r.tokensEqual === null) return ref ? "reference" : "no reference";
+  const base = r.tokensEqual
+    ? `equal (${r.tokensCompared})`
+    : `**differ** (${r.tokensCompared} compared)`;
+  const extra: string[] = [];
+  if (r.logitsEqual === false) extra.push("logits differ");
+  if (r.weightsIdentical === false) extra.push("**weights differ**");
+  return extra.length ? `${base}; ${extra.join("; ")}` : base;
+}
+
+function resultsTable(m: ModelAnalysis): string {
+  return table(
+    [
+      "run",
+      "VRAM limit",
+      "decode tok/s",
+      "bound tok/s",
+      "of bound",
+      "prefill 512 tok/s",
+      "prefill 2048 tok/s",
+      "2048 copy bound tok/s",
+      "TTFT (512)",
+      "pinned peak",
+      "tokens vs reference",
+    ],
+    m.rows.map((r) => {
+      const e = r.entry;
+      if (!r.ok) {
+        return [
+          r.label,
+          fmtGB(e.vram_limit_bytes),
+          `**${e.status}**`,
+          fmtRate(r.boundTps),
+          dash,
+          dash,
+          dash,
+          dash,
+          dash,
+          dash,
+          dash,
+        ];
+      }
+      const active = r.spillActive === false ? " (interposer inactive)" : "";
+      return [
+        r.label + active,
+        e.vram_limit_bytes ? fmtGB(e.vram_limit_bytes) : "card",
+        fmtRate(r.decodeTps),
+        fmtRate(r.boundTps),
+        fmtRatio(r.fractionOfBound),
+        fmtRate(r.prefill512Tps),
+        fmtRate(r.prefill2048Tps),
+        e.mode === "spillover" ? fmtRate(r.prefill2048CopyBoundTps) : dash,
+        fmtS(r.ttftS),
+        e.mode === "spillover" ? fmtGB(r.pinnedPeakBytes) : dash,
+        tokensCell(r, m.reference),
+      ];
+    }),
+  );
+}
+
+function decodeChart(m: ModelAnalysis): string {
+  const pts = (mode: "spillover" | "accelerate") =>
+    m.rows
+      .filter((r) => r.entry.mode === mode && r.decodeTps !== null)
+      .map((r) => ({ x: r.fraction * 100, y: r.decodeTps as number }));
+  const fractions = [
+    ...new Set(m.rows.filter((r) => r.entry.mode !== "baseline").map((r) => r.fraction)),
+  ];
+  const bound = fractions
+    .map((f) => ({ f, row: m.rows.find((r) => r.fraction === f && r.boundTps !== null) }))
+    .filter((x) => x.row)
+    .map((x) => ({ x: x.f * 100, y: x.row?.boundTps as number }));
+  const series: LineSeries[] = [
+    { name: "spillover", color: PALETTE.spillover, points: pts("spillover") },
+    { name: "accelerate offload", color: PALETTE.accelerate, points: pts("accelerate") },
+    { name: "physical bound", color: PALETTE.bound, points: bound, dashed: true, labels: "below" },
+  ];
+  if (m.baseline?.decodeTps) {
+    series.push({
+      name: "no spillover",
+      color: PALETTE.baseline,
+      points: [{ x: 100, y: m.baseline.decodeTps }],
+      markersOnly: true,
+      labels: "right",
+    });
+  }
+  return lineChart({
+    title: `${m.id}: decode tokens/s by VRAM limit`,
+    xLabel: "VRAM limit for weights (% of the model's weight bytes)",
+    yLabel: "decode tokens/s (log scale)",
+    xTicks: [25, 50, 75, 100].map((x) => ({ x, label: `${x}%` })),
+    series,
+    logY: true,
+  });
+}
+
+function spillRows(a: Analysis, pred: (m: ModelAnalysis, r: LlmRow) => boolean) {
+  return a.models.flatMap((m) =>
+    m.rows.filter((r) => r.entry.mode === "spillover" && pred(m, r)).map((r) => ({ m, r })),
+  );
+}
+
+function boundFractionChart(a: Analysis): string | null {
+  const rows = spillRows(
+    a,
+    (m, r) =>
+      r.fractionOfBound !== null &&
+      !!m.facts &&
+      idealPlacement(m.facts, r.fraction).linkBytesPerToken > 0,
+  );
+  if (rows.length === 0) return null;
+  return barChart({
+    title: "Spillover decode as a fraction of the physical bound",
+    yLabel: "measured / bound",
+    categories: rows.map(({ m, r }) => `${m.id} ${Math.round(r.fraction * 100)}%`),
+    series: [
+      {
+        name: "spillover",
+        color: PALETTE.spillover,
+        values: rows.map(({ r }) => r.fractionOfBound),
+      },
+    ],
+    target: {
+      value: TARGETS.decodeFractionOfBound,
+      label: `target ${TARGETS.decodeFractionOfBound}`,
+    },
+    valueFormat: (v) => v.toFixed(2),
+  });
+}
+
+function speedupChart(a: Analysis): string | null {
+  const c = a.claims.find((x) => x.name.startsWith("Decode speed-up"));
+  if (!c || c.points.length === 0) return null;
+  return barChart({
+    title: "Decode speed-up of spillover over accelerate's CPU offload",
+    yLabel: "spillover tok/s / accelerate tok/s",
+    categories: c.points.map((p) => `${p.model} ${p.label}`),
+    series: [{ name: "speed-up", color: PALETTE.spillover, values: c.points.map((p) => p.value) }],
+    target: {
+      value: TARGETS.speedupOverAccelerate,
+      label: `target ${TARGETS.speedupOverAccelerate}x`,
+    },
+    valueFormat: (v) => `${v.toFixed(1)}x`,
+  });
+}
+
+function prefillChart(a: Analysis): string | null {
+  const rows = spillRows(a, (_m, r) => r.prefill2048Tps !== null);
+  if (rows.length === 0) return null;
+  const accel = rows.map(
+    ({ m, r }) =>
+      m.rows.find((x) => x.entry.mode === "accelerate" && x.fraction === r.fraction)
+        ?.prefill2048Tps ?? null,
+  );
+  return barChart({
+    title: "Prefill of a 2048-token prompt",
+    yLabel: "prefill tokens/s (log scale)",
+    categories: rows.map(({ m, r }) => `${m.id} ${Math.round(r.fraction * 100)}%`),
+    series: [
+      {
+        name: "spillover",
+        color: PALETTE.spillover,
+        values: rows.map(({ r }) => r.prefill2048Tps),
+      },
+      { name: "accelerate offload", color: PALETTE.accelerate, values: accel },
+      {
+        name: "copy bound",
+        color: PALETTE.bound,
+        values: rows.map(({ r }) => r.prefill2048CopyBoundTps),
+      },
+    ],
+    logY: true,
+    width: 900,
+  });
+}
+
+function arraysSection(a: Analysis): string {
+  const rows: string[][] = [];
+  const add = (group: string, list: ArrayRow[]) => {
+    for (const x of list) {
+      const e = x.entry;
+      const m = e.metrics;
+      const setting =
+        group === "jax"
+          ? e.env.XLA_PYTHON_CLIENT_PREALLOCATE === "false"
+            ? "XLA_PYTHON_CLIENT_PREALLOCATE=false"
+            : `default preallocation (XLA_PYTHON_CLIENT_MEM_FRACTION ${e.env.XLA_PYTHON_CLIENT_MEM_FRACTION ?? "0.75, the default"})`
+          : "CuPy default memory pool";
+      const passes = m ? Object.values(m.passes_s).reduce((s, v) => s + v, 0) : null;
+      rows.push([
+        `${group} ${e.mode}`,
+        setting,
+        e.vram_limit_bytes ? fmtGB(e.vram_limit_bytes) : "card",
+        m ? fmtGB(m.working_set_bytes) : dash,
+        x.oversubscription !== null ? `${x.oversubscription.toFixed(1)}x` : dash,
+        e.status === "ok" ? "ok" : `**${e.status}**`,
+        x.equal === null
+          ? e.mode === "reference"
+            ? "reference"
+            : dash
+          : x.equal
+            ? "identical"
+            : "**differ**",
+        e.env.SPILLOVER_PINNED_LIMIT ? fmtGB(Number(e.env.SPILLOVER_PINNED_LIMIT)) : dash,
+        e.spillover ? fmtGB(e.spill_stats?.pinned_peak_bytes ?? null) : dash,
+        fmtS(passes),
+      ]);
+    }
+  };
+  add("jax", a.arrays.jax);
+  add("cupy", a.arrays.cupy);
+  if (rows.length === 0) return "";
+  return [
+    "## Correctness corpus: JAX and CuPy programs larger than the VRAM limit",
+    "",
+    "Every array stays alive to the end, so the working set is the sum of them; each is read by three passes " +
+      "(a mixing sum, a chained multiply-add, and two rounds of float matrix-vector products). The integer results " +
+      "are exact and order-independent; the float chain is compared bit for bit (XLA runs with " +
+      "`--xla_gpu_deterministic_ops=true --xla_gpu_autotune_level=0` in every run). Spillover runs set " +
+      "`SPILLOVER_PINNED_LIMIT` (column *pinned limit*): the interposer reports VRAM limit + pinned limit as the " +
+      "card's total memory, and XLA's default preallocation takes 75% of what is reported free.",
+    "",
+    table(
+      [
+        "run",
+        "allocator",
+        "VRAM limit",
+        "working set",
+        "over limit",
+        "status",
+        "results vs reference",
+        "pinned limit",
+        "pinned peak",
+        "compute time",
+      ],
+      rows,
+    ),
+  ].join("\n");
+}
+
+function failuresSection(a: Analysis): string {
+  if (a.failures.length === 0) return "";
+  const out = ["## Failed and skipped workloads", ""];
+  for (const f of a.failures) {
+    out.push(
+      `### ${f.id}: ${f.status}${f.duration_s ? ` after ${f.duration_s.toFixed(0)} s` : ""}`,
+      "",
+    );
+    out.push("```", (f.error ?? "(no output)").trim(), "```", "");
+  }
+  return out.join("\n");
+}
+
+function methodSection(r: BenchResults): string {
+  return [
+    "## How it was measured",
+    "",
+    "- Models are built with random weights, in bf16, directly on the GPU from a fixed seed, so every run of a model holds " +
+      "bit-identical weights (checked with an exact checksum of every parameter; a mismatch shows as *weights differ*). " +
+      "Speed does not depend on the weights' values.",
+    `- Spillover runs: \`SPILLOVER_VRAM_LIMIT\` = fraction × weight bytes + ${fmtGB(r.allowance_bytes)} and ` +
+      `\`SPILLOVER_VRAM_RESERVE\` = ${fmtGB(r.allowance_bytes)} (activations, KV cache, workspaces). ` +
+      'accelerate runs get the same limit as `max_memory={0: limit, "cpu": ...}` through the device map ' +
+      '`device_map="auto"` builds (`infer_auto_device_map` + `dispatch_model`), so accelerate may use the allowance for weights too.',
+    "- Decode: greedy `generate` from a 512-token prompt; tokens/s = (N − 1) / (time for N tokens − time for 1). " +
+      "N scales with the measured cost of a step (few tokens for slow runs). TTFT is the time of `generate` with one new token.",
+    "- Prefill: one forward pass over a 512- and a 2048-token prompt, logits for the last position only, repeated while cheap.",
+    "- Physical bound for decode: the best placement of the VRAM share (the embedding table in host memory, the bytes every " +
+      "token reads in VRAM, experts sharing the rest evenly); bytes that must cross the link per token ÷ the pinned copy " +
+      "bandwidth measured in this run, plus bytes read from VRAM ÷ the VRAM bandwidth measured in this run.",
+    "- Copy bound for prefill: copy the host-resident weights to VRAM once at the measured link bandwidth, then compute as fast " +
+      "as the run without spillover did.",
+    "- Token equality: each run's greedy tokens against the reference run of the same model (the run without spillover " +
+      "when it ran; otherwise spillover at a 100% limit, otherwise accelerate at its largest limit); the last-position logits " +
+      "of the 512-token prefill are also compared bit for bit.",
+    "- Each workload runs in its own process; a crash, OOM or timeout is recorded with the end of its output.",
+  ].join("\n");
+}
+
+function banner(r: BenchResults): string {
+  const out: string[] = [];
+  if (r.fixture) {
+    out.push(
+      "> **FIXTURE DATA, NOT A MEASUREMENT.** This report was rendered from a hand-written test fixture; " +
+        "run `bash bench/run_suite.sh` on a GPU and render its results instead.",
+    );
+  }
+  if (r.smoke) {
+    out.push(
+      "> **Smoke run**: tiny models and few tokens; it checks that the suite works and says nothing about speed.",
+    );
+  }
+  return out.join("\n>\n");
+}
+
+export function renderReport(r: BenchResults, opts: RenderOptions): RenderedReport {
+  const a = analyse(r);
+  const images = new Map<string, string>();
+  const img = (name: string, svg: string | null, alt: string): string => {
+    if (!svg) return "";
+    images.set(name, svg);
+    return `![${alt}](${opts.imgDir}/${name})`;
+  };
+  const parts: string[] = [
+    "# spillover benchmarks",
+    "",
+    `<!-- Generated by \`npm run bench:report\` from ${opts.source}. Do not edit by hand. -->`,
+    "",
+  ];
+  const b = banner(r);
+  if (b) parts.push(b, "");
+  parts.push(
+    `Results of \`${r.command}\` on ${r.host.gpu_name ?? r.host.card} (${r.created_utc}), from \`${opts.source}\`.`,
+    "",
+    claimsSection(a),
+    "",
+  );
+  const charts = [
+    img(
+      "bench-bound-fraction.svg",
+      boundFractionChart(a),
+      "decode as a fraction of the physical bound",
+    ),
+    img("bench-speedup.svg", speedupChart(a), "decode speed-up over accelerate"),
+    img("bench-prefill-2048.svg", prefillChart(a), "prefill at 2048 tokens"),
+  ].filter((x) => x);
+  if (charts.length) parts.push(charts.join("\n\n"), "");
+  parts.push(runSection(r), "");
+  for (const m of a.models) {
+    const f = m.facts;
+    const title = f
+      ? `## ${m.id}: ${f.arch}, ${(f.params / 1e9).toFixed(2)} B parameters, ${fmtGB(f.weight_bytes)} of ${f.dtype} weights`
+      : `## ${m.id}`;
+    parts.push(title, "", factsTable(m), "");
+    if (m.rows.some((x) => x.decodeTps !== null)) {
+      parts.push(
+        img(`bench-decode-${m.id}.svg`, decodeChart(m), `${m.id} decode tokens/s by VRAM limit`),
+        "",
+      );
+    }
+    parts.push(resultsTable(m), "");
+    parts.push(
+      m.reference
+        ? `Tokens compared against the ${m.reference} run (greedy decoding).`
+        : "No run completed that could serve as the token reference.",
+      "",
+    );
+  }
+  const arrays = arraysSection(a);
+  if (arrays) parts.push(arrays, "");
+  const fails = failuresSection(a);
+  if (fails) parts.push(fails);
+  parts.push(methodSection(r), "");
+  return { markdown: parts.join("\n"), images };
+}

@@ -28,24 +28,25 @@ extern "C" __global__ void spill_verify_const(const u64 *buf, u64 n_words, u64 v
   if (bad) atomicAdd(mismatches, bad);
 }
 
-// Bandwidth kernel: 16-byte loads (ulonglong2), four independent loads in flight per thread per
-// iteration so that reads of host memory across PCIe have enough parallelism, then a warp
-// reduction and one atomic per warp.
+// Bandwidth kernel: 16-byte loads (uint4), four independent loads in flight per thread per
+// iteration, XOR-folded in 32 bits. The sink is written only when the fold hits an impossible
+// value, which keeps the loads alive without a store or an atomic per warp. On the H100 this form
+// read spillover's host pages at 51 GB/s (the same as hwprobe's kernel, which it mirrors), where a
+// 64-bit-sum variant with a warp reduction and one atomic per warp measured 45 GB/s.
 extern "C" __global__ void spill_read(const u64 *buf, u64 n_words, u64 *sink) {
-  const ulonglong2 *v = reinterpret_cast<const ulonglong2 *>(buf);
+  const uint4 *v = reinterpret_cast<const uint4 *>(buf);
   u64 n_vec = n_words / 2;
   u64 stride = (u64)gridDim.x * blockDim.x;
   u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x;
-  u64 acc = 0;
+  unsigned acc = 0;
   for (; i + 3 * stride < n_vec; i += 4 * stride) {
-    ulonglong2 a = v[i], b = v[i + stride], c = v[i + 2 * stride], d = v[i + 3 * stride];
-    acc += a.x + a.y + b.x + b.y + c.x + c.y + d.x + d.y;
+    uint4 a = v[i], b = v[i + stride], c = v[i + 2 * stride], d = v[i + 3 * stride];
+    acc ^= a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^ d.z ^ d.w;
   }
   for (; i < n_vec; i += stride) {
-    ulonglong2 a = v[i];
-    acc += a.x + a.y;
+    uint4 a = v[i];
+    acc ^= a.x ^ a.y ^ a.z ^ a.w;
   }
-  if (((u64)blockIdx.x * blockDim.x + threadIdx.x) == 0 && (n_words & 1)) acc += buf[n_words - 1];
-  for (int off = 16; off > 0; off >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, off);
-  if ((threadIdx.x & 31) == 0) atomicAdd(sink, acc);
+  if (((u64)blockIdx.x * blockDim.x + threadIdx.x) == 0 && (n_words & 1)) acc ^= (unsigned)buf[n_words - 1];
+  if (acc == 0x9e3779b9u) atomicAdd(sink, 1ull);
 }

@@ -12,7 +12,8 @@
 **   spill_verify_const(const u64 *buf, u64 n_words, u64 value, u64 *mismatches)
 **                      *mismatches += count of i with buf[i] != value
 **   spill_read        (const u64 *buf, u64 n_words, u64 *sink)
-**                      *sink += sum of buf[i] (wrapping); reads every byte, for bandwidth
+**                      reads every byte, for bandwidth; *sink is only a keep-alive (the GPU
+**                      kernel bumps it on an impossible XOR fold, the CPU double adds the sum)
 */
 #ifndef SPILL_PATTERN_H
 #define SPILL_PATTERN_H

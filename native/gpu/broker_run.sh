@@ -5,8 +5,9 @@
 #   NODE=/path/to/node OUT=/some/dir bash native/gpu/broker_run.sh      (from the repository root)
 # Needs dist/spillover.mjs and dist/web/ (npm run build here; carry "dist" to the GPU machine) and
 # native/build/libspillover.so (built here with make -C native if missing).
-# Writes to $OUT: broker.log (JSON lines), workload.log, status-*.json, metrics-*.txt,
-# status-peak.json + metrics-peak.txt (the sample with the most pinned bytes), broker_run.json.
+# Writes to $OUT (the GPU tool brings back at most 8 files): broker_run.json (summary),
+# status-peak.json + metrics-peak.txt (the sample with the most pinned bytes), and
+# broker-run-logs.tar.gz (broker.log, workload.log, doctor.txt, history.json, every sample).
 set -u
 NODE=${NODE:?set NODE to a node binary (Node 20+)}
 OUT=${OUT:?set OUT to the directory for logs and results}
@@ -19,6 +20,9 @@ PORT=${BROKER_RUN_PORT:-7878}
 TIMEOUT_S=${BROKER_RUN_TIMEOUT_S:-300}
 RUNDIR=$(mktemp -d /tmp/spillover-broker-run.XXXXXX)
 chmod 700 "$RUNDIR"
+FINAL_OUT=$OUT
+OUT="$RUNDIR/logs" # everything lands here first; the keepers are copied to $FINAL_OUT at the end
+mkdir -p "$OUT"
 SOCK="$RUNDIR/broker.sock"
 T0=$(date +%s)
 log() { printf '[broker_run %4ss] %s\n' "$(($(date +%s) - T0))" "$*" | tee -a "$OUT/broker_run.txt"; }
@@ -97,4 +101,8 @@ const summary = {
 fs.writeFileSync(`${out}/broker_run.json`, JSON.stringify(summary, null, 2));
 console.log(`${summary.verdict}: ${samples} status samples, peak pinned ${bestPinned} bytes, max leased ${maxLeased}, workload exit ${rc}`);
 JS
+for f in broker_run.json status-peak.json metrics-peak.txt; do
+  [ -f "$OUT/$f" ] && cp "$OUT/$f" "$FINAL_OUT/"
+done
+tar -czf "$FINAL_OUT/broker-run-logs.tar.gz" -C "$OUT" .
 rm -rf "$RUNDIR"

@@ -103,9 +103,9 @@ fi
 
 # ---- verdicts and issue2-proofs.json ---------------------------------------------------------
 python3 native/gpu/assemble_proofs.py "$OUT" "$ROOT"
+rc=$?
 # The GPU tool brings back at most 8 files: keep the summary, pack every log into one archive.
 (cd "$OUT" && tar -czf prove-logs.tar.gz --exclude=issue2-proofs.json --exclude=prove-logs.tar.gz . &&
   find . -maxdepth 1 -type f ! -name issue2-proofs.json ! -name prove-logs.tar.gz -delete)
-rc=$?
 log "total $(($(date +%s) - T0))s; results in $OUT/issue2-proofs.json"
 exit $rc

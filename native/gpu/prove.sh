@@ -105,7 +105,9 @@ fi
 python3 native/gpu/assemble_proofs.py "$OUT" "$ROOT"
 rc=$?
 # The GPU tool brings back at most 8 files: keep the summary, pack every log into one archive.
-(cd "$OUT" && tar -czf prove-logs.tar.gz --exclude=issue2-proofs.json --exclude=prove-logs.tar.gz . &&
-  find . -maxdepth 1 -type f ! -name issue2-proofs.json ! -name prove-logs.tar.gz -delete)
+# (The archive is written outside $OUT first: tar fails on a file that grows while it reads it.)
+tarball=$(mktemp /tmp/prove-logs.XXXXXX.tar.gz)
+(cd "$OUT" && tar -czf "$tarball" --exclude=issue2-proofs.json . &&
+  find . -maxdepth 1 -type f ! -name issue2-proofs.json -delete && mv "$tarball" prove-logs.tar.gz)
 log "total $(($(date +%s) - T0))s; results in $OUT/issue2-proofs.json"
 exit $rc

@@ -15,3 +15,22 @@ await build({
   },
   logLevel: "warning",
 });
+
+// The broker's dashboard (web/) next to the bundle: dist/web/{index.html,app.js,app.css}, found by
+// src/broker/assets.ts, so `node dist/spillover.mjs broker` serves it with no node_modules.
+{
+  const { mkdirSync, writeFileSync, readFileSync } = await import("node:fs");
+  const web = await build({
+    entryPoints: ["web/main.ts"],
+    bundle: true,
+    format: "esm",
+    target: "es2022",
+    minify: true,
+    write: false,
+    logLevel: "warning",
+  });
+  mkdirSync("dist/web", { recursive: true });
+  writeFileSync("dist/web/app.js", web.outputFiles[0].text);
+  writeFileSync("dist/web/app.css", readFileSync("node_modules/uplot/dist/uPlot.min.css"));
+  writeFileSync("dist/web/index.html", readFileSync("web/index.html"));
+}

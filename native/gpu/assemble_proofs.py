@@ -142,7 +142,8 @@ def main() -> int:
     smi = run(["nvidia-smi"])
     m = re.search(r"CUDA Version: ([0-9.]+)", smi)
     nvcc = re.search(r"release ([0-9.]+)", run(["nvcc", "--version"]))
-    commit = run(["git", "-C", root, "rev-parse", "HEAD"]) or os.environ.get("GIT_COMMIT") or "unknown"
+    # GIT_COMMIT first: the GPU machine gets a copy of the tree whose .git may not resolve HEAD.
+    commit = os.environ.get("GIT_COMMIT") or run(["git", "-C", root, "rev-parse", "--verify", "-q", "HEAD"]) or "unknown"
     card = [x.strip() for x in gpu.splitlines()[0].split(",")] if gpu else []
 
     results = []

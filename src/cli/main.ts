@@ -2,7 +2,7 @@
 // table, runs one, prints its output, and turns SpilloverErrors into one line and an exit code.
 
 import { Command, CommanderError, Option } from "commander";
-import { SpilloverError, isSpilloverError } from "../util/errors.js";
+import { isSpilloverError, SpilloverError } from "../util/errors.js";
 import type { CliCommand, CommandIO } from "./command.js";
 import { COMMANDS } from "./commands/index.js";
 import { FLAGS, type FlagName, type FlagSpec } from "./flags.js";
@@ -11,11 +11,24 @@ export const VERSION = "0.1.0";
 
 function flagKey(spec: FlagSpec<unknown>): string {
   // "--pinned-limit <size>" -> "pinnedLimit", as commander names it.
-  const long = /--([a-z0-9-]+)/.exec(spec.spelling)?.[1] ?? "";
+  // "--no-broker" is stored by commander as broker=false: flagKey gives "broker" (see flagValue).
+  const long = (/--([a-z0-9-]+)/.exec(spec.spelling)?.[1] ?? "").replace(/^no-/, "");
   return long.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
-function addCommand(program: Command, cmd: CliCommand, io: CommandIO, done: (code: number) => void) {
+/** A negatable flag ("--no-broker") reads as true when given, undefined otherwise. */
+function flagValue(spec: FlagSpec<unknown>, opts: Record<string, unknown>): unknown {
+  const v = opts[flagKey(spec)];
+  if (/--no-/.test(spec.spelling)) return v === false ? true : undefined;
+  return v;
+}
+
+function addCommand(
+  program: Command,
+  cmd: CliCommand,
+  io: CommandIO,
+  done: (code: number) => void,
+) {
   const sub = program.command(cmd.name).description(cmd.summary);
   for (const a of cmd.args ?? []) sub.argument(a);
   if (cmd.passThrough) sub.argument("[command...]").passThroughOptions().allowUnknownOption(false);
@@ -34,7 +47,8 @@ function addCommand(program: Command, cmd: CliCommand, io: CommandIO, done: (cod
     const command = actionArgs[actionArgs.length - 1] as Command;
     const opts = command.opts() as Record<string, unknown>;
     const flags: Record<string, unknown> = {};
-    for (const name of cmd.flags) flags[name] = opts[flagKey(FLAGS[name as FlagName] as FlagSpec<unknown>)];
+    for (const name of cmd.flags)
+      flags[name] = flagValue(FLAGS[name as FlagName] as FlagSpec<unknown>, opts);
     const positional = command.processedArgs as unknown[];
     const nArgs = cmd.args?.length ?? 0;
     const args = positional.slice(0, nArgs).filter((a): a is string => typeof a === "string");
@@ -83,5 +97,11 @@ export async function main(argv: readonly string[], io: CommandIO): Promise<numb
 }
 
 export function processIO(): CommandIO {
-  return { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() };
+  return {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    env: process.env,
+    cwd: process.cwd(),
+  };
 }

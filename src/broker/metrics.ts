@@ -1,0 +1,98 @@
+// Prometheus metrics on a private prom-client Registry. Gauges are filled in collect() from the
+// broker's current snapshot, so scraping costs nothing between scrapes.
+
+import { Counter, Gauge, Registry } from "prom-client";
+import type { BrokerStatus } from "./status.js";
+
+export function createMetrics(snapshot: () => BrokerStatus): Registry {
+  const registry = new Registry();
+  const s = () => snapshot();
+  new Gauge({
+    name: "spillover_pinned_budget_bytes",
+    help: "Machine-wide pinned host memory the broker may lease",
+    registers: [registry],
+    collect() {
+      this.set(s().budgets.pinnedBudget);
+    },
+  });
+  new Gauge({
+    name: "spillover_pinned_leased_bytes",
+    help: "Pinned host memory leased to clients now",
+    registers: [registry],
+    collect() {
+      this.set(s().budgets.pinnedLeased);
+    },
+  });
+  new Gauge({
+    name: "spillover_clients",
+    help: "Connected interposer clients",
+    registers: [registry],
+    collect() {
+      this.set(s().clients.length);
+    },
+  });
+  new Gauge({
+    name: "spillover_pressure_level",
+    help: "RAM pressure level: 0 ok, 1 warn (slow growth), 2 critical (no growth)",
+    registers: [registry],
+    collect() {
+      this.set(s().pressure.levelCode);
+    },
+  });
+  new Gauge({
+    name: "spillover_mem_available_bytes",
+    help: "MemAvailable from /proc/meminfo",
+    registers: [registry],
+    collect() {
+      this.set(s().pressure.memAvailable);
+    },
+  });
+  new Gauge({
+    name: "spillover_client_pinned_lease_bytes",
+    help: "Pinned lease per client",
+    labelNames: ["pid"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const c of s().clients) this.set({ pid: String(c.pid) }, c.pinnedLease);
+    },
+  });
+  new Gauge({
+    name: "spillover_tier_bytes",
+    help: "Bytes of each process's device memory in each tier, per GPU (vram includes small pass-through allocations)",
+    labelNames: ["pid", "gpu", "tier"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of s().processes) {
+        for (const g of p.gpus) {
+          const labels = { pid: String(p.pid), gpu: String(g.gpu) };
+          this.set({ ...labels, tier: "vram" }, g.vram + g.passthrough);
+          this.set({ ...labels, tier: "pinned" }, g.pinned);
+          this.set({ ...labels, tier: "swap" }, g.swap);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: "spillover_process_oom_total",
+    help: "CUDA_ERROR_OUT_OF_MEMORY returned to each process (a counter kept by the process)",
+    labelNames: ["pid"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of s().processes) this.set({ pid: String(p.pid) }, p.ooms);
+    },
+  });
+  new Counter({
+    name: "spillover_lease_events_total",
+    help: "Lease events handled by the broker, by kind",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [kind, n] of Object.entries(s().eventCounts)) this.inc({ kind }, n);
+    },
+  });
+  return registry;
+}

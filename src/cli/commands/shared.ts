@@ -1,0 +1,34 @@
+// Small helpers the run/status/top/doctor/broker commands share.
+
+/** --config is declared without a parser in FLAGS (typed boolean); it always carries a path. */
+export function configPath(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+export function uid(): number {
+  return process.getuid?.() ?? 0;
+}
+
+/** A fixed-column table: every column as wide as its widest cell, two spaces apart. */
+export function table(
+  rows: readonly (readonly string[])[],
+  rightAlign: readonly number[] = [],
+): string {
+  const widths: number[] = [];
+  for (const r of rows)
+    for (const [i, c] of r.entries()) widths[i] = Math.max(widths[i] ?? 0, c.length);
+  return rows
+    .map((r) =>
+      r
+        .map((c, i) =>
+          i === r.length - 1 && !rightAlign.includes(i)
+            ? c
+            : rightAlign.includes(i)
+              ? c.padStart(widths[i] ?? 0)
+              : c.padEnd(widths[i] ?? 0),
+        )
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}

@@ -1,0 +1,128 @@
+// `spillover status [--json]`: every process using spillover (pid, command, bytes per tier and GPU,
+// peaks, mode, OOMs), from the broker's API when a broker runs, else straight from the stats
+// records in /dev/shm (skipping records whose process is gone).
+
+import { apiGet, findBroker } from "../../broker/client.js";
+import { scanProcesses } from "../../broker/procs.js";
+import type { BrokerStatus } from "../../broker/status.js";
+import { formatBytes } from "../../broker/view.js";
+import { loadConfig } from "../../config/load.js";
+import { defineCommand } from "../command.js";
+import { configPath, table, uid } from "./shared.js";
+
+export interface StatusSources {
+  readonly env: NodeJS.ProcessEnv;
+  readonly socket?: string | undefined;
+  readonly statsDir: string;
+  readonly procRoot?: string;
+}
+
+/** From the broker if one answers, else from the stats files (source "stats-files", no budgets). */
+export async function collectStatus(s: StatusSources): Promise<BrokerStatus> {
+  const sock = await findBroker(s.env, uid(), s.socket);
+  if (sock) {
+    try {
+      const r = await apiGet(sock, "/api/v1/status");
+      if (r.status === 200) return JSON.parse(r.body) as BrokerStatus;
+    } catch {
+      // an old broker without the API socket: fall back to the files
+    }
+  }
+  const scan = await scanProcesses({
+    dir: s.statsDir,
+    uid: uid(),
+    ...(s.procRoot !== undefined ? { procRoot: s.procRoot } : {}),
+  });
+  return {
+    version: 1,
+    source: "stats-files",
+    broker: null,
+    budgets: { pinnedBudget: 0, pinnedLeased: 0, pinnedFree: 0, growStep: 0, vramTotal: {} },
+    pressure: {
+      level: "ok",
+      levelCode: 0,
+      why: "no broker",
+      memTotal: 0,
+      memAvailable: 0,
+      swapTotal: 0,
+      swapFree: 0,
+      psiSome: null,
+      psiFull: null,
+    },
+    clients: [],
+    processes: scan.processes,
+    events: [],
+    eventCounts: {},
+  };
+}
+
+export function renderStatus(s: BrokerStatus): string {
+  const lines: string[] = [];
+  if (s.broker) {
+    lines.push(
+      `broker pid ${s.broker.pid} at ${s.broker.socket}: pinned leased ${formatBytes(s.budgets.pinnedLeased)} of ${formatBytes(s.budgets.pinnedBudget)}, RAM pressure ${s.pressure.level} (MemAvailable ${formatBytes(s.pressure.memAvailable)})`,
+    );
+  } else {
+    lines.push("no broker running: read from the stats records");
+  }
+  if (s.processes.length === 0) {
+    lines.push("no processes are using spillover");
+    return lines.join("\n");
+  }
+  const rows: string[][] = [
+    [
+      "PID",
+      "GPU",
+      "VRAM",
+      "PINNED",
+      "SWAP",
+      "VRAM-PEAK",
+      "PINNED-PEAK",
+      "LEASE",
+      "MODE",
+      "OOMS",
+      "COMMAND",
+    ],
+  ];
+  const leases = new Map(s.clients.map((c) => [c.pid, c.pinnedLease]));
+  for (const p of s.processes) {
+    const gpus = p.gpus.length > 0 ? p.gpus : [undefined];
+    gpus.forEach((g, i) => {
+      const first = i === 0;
+      rows.push([
+        first ? String(p.pid) : "",
+        g ? String(g.gpu) : "-",
+        formatBytes(g ? g.vram + g.passthrough : 0),
+        formatBytes(g?.pinned ?? 0),
+        formatBytes(g?.swap ?? 0),
+        formatBytes(g?.vramPeak ?? 0),
+        formatBytes(g?.pinnedPeak ?? 0),
+        first ? formatBytes(leases.get(p.pid) ?? p.pinnedLease) : "",
+        first ? p.mode + (p.exited ? " (exited)" : "") : "",
+        first ? String(p.ooms) : "",
+        first ? p.command : "",
+      ]);
+    });
+  }
+  lines.push(table(rows, [2, 3, 4, 5, 6, 7, 9]));
+  return lines.join("\n");
+}
+
+export const statusCommand = defineCommand({
+  name: "status",
+  summary: "show the processes using spillover: bytes per tier, peaks, leases, OOMs",
+  flags: ["json", "socket", "config"],
+  async run({ flags, io }) {
+    const config = await loadConfig({
+      env: io.env,
+      configFile: configPath(flags.config),
+      flags: { socket: flags.socket },
+    });
+    const s = await collectStatus({
+      env: io.env,
+      socket: config.socket,
+      statsDir: config.stats_dir,
+    });
+    return { output: flags.json ? JSON.stringify(s, null, 2) : renderStatus(s), exitCode: 0 };
+  },
+});

@@ -1,0 +1,100 @@
+// `spillover top`'s screen as a pure function of its state: renderFrame(state, cols, rows) returns
+// exactly `rows` lines, none wider than `cols`, so it is unit-tested like any other string.
+
+import type { MemorySample } from "../../broker/pressure.js";
+import type { BrokerStatus } from "../../broker/status.js";
+import { formatBytes } from "../../broker/view.js";
+
+export interface TopState {
+  readonly now: Date;
+  readonly status: BrokerStatus;
+  /** Read by `top` itself when no broker runs (the broker's status carries its own). */
+  readonly memory?: MemorySample | undefined;
+}
+
+function bar(frac: number, width: number): string {
+  const w = Math.max(0, width);
+  const n = Math.round(Math.min(1, Math.max(0, frac)) * w);
+  return `[${"#".repeat(n)}${".".repeat(w - n)}]`;
+}
+
+function clip(s: string, cols: number): string {
+  return s.length > cols ? s.slice(0, Math.max(0, cols)) : s;
+}
+
+export function renderFrame(state: TopState, cols: number, rows: number): string[] {
+  const s = state.status;
+  const lines: string[] = [];
+  const time = state.now.toISOString().slice(11, 19);
+  const who = s.broker ? `broker pid ${s.broker.pid}` : "no broker (stats records)";
+  const head = `spillover top  ${time}  ${who}`;
+  const hint = "q: quit";
+  lines.push(
+    head.length + hint.length + 2 <= cols
+      ? head + " ".repeat(cols - head.length - hint.length) + hint
+      : head,
+  );
+
+  const memTotal = s.broker ? s.pressure.memTotal : (state.memory?.mem.memTotal ?? 0);
+  const memAvail = s.broker ? s.pressure.memAvailable : (state.memory?.mem.memAvailable ?? 0);
+  const psiSome = s.broker ? s.pressure.psiSome : (state.memory?.psi?.someAvg10 ?? null);
+  const psiFull = s.broker ? s.pressure.psiFull : (state.memory?.psi?.fullAvg10 ?? null);
+  const barW = Math.max(5, Math.min(30, cols - 60));
+  const used = memTotal > 0 ? (memTotal - memAvail) / memTotal : 0;
+  lines.push(
+    `RAM    ${bar(used, barW)} ${formatBytes(memTotal - memAvail)} used of ${formatBytes(memTotal)}, available ${formatBytes(memAvail)}` +
+      (s.broker ? `  pressure ${s.pressure.level.toUpperCase()}` : ""),
+  );
+  lines.push(
+    `PSI    some avg10 ${psiSome === null ? "n/a" : psiSome.toFixed(2)}%  full avg10 ${psiFull === null ? "n/a" : psiFull.toFixed(2)}%`,
+  );
+  if (s.broker) {
+    const b = s.budgets;
+    lines.push(
+      `LEASE  ${bar(b.pinnedBudget > 0 ? b.pinnedLeased / b.pinnedBudget : 0, barW)} pinned ${formatBytes(b.pinnedLeased)} leased of ${formatBytes(b.pinnedBudget)}, ${s.clients.length} client(s)`,
+    );
+  } else {
+    lines.push("LEASE  no broker: each process uses its own standalone budget");
+  }
+  const sum = (f: (p: (typeof s.processes)[number]) => number) =>
+    s.processes.reduce((a, p) => a + f(p), 0);
+  lines.push(
+    `TIERS  VRAM ${formatBytes(sum((p) => p.vram))}   pinned ${formatBytes(sum((p) => p.pinned))}   swap ${formatBytes(sum((p) => p.swap))}   OOMs ${sum((p) => p.ooms)}`,
+  );
+  lines.push("");
+
+  const header = ["PID", "VRAM", "PINNED", "SWAP", "PEAK-PIN", "LEASE", "OOMS", "MODE", "COMMAND"];
+  const widths = [8, 9, 9, 8, 9, 9, 5, 11];
+  const row = (cells: string[]) =>
+    cells
+      .map((c, i) => {
+        const w = widths[i];
+        if (w === undefined) return c;
+        return i === 0 || i === 7 ? c.padEnd(w) : c.padStart(w - 1).padEnd(w);
+      })
+      .join("");
+  lines.push(row(header));
+  if (s.processes.length === 0) lines.push("  no processes are using spillover");
+  const leases = new Map(s.clients.map((c) => [c.pid, c.pinnedLease]));
+  const sorted = [...s.processes].sort((a, b) => b.vram + b.pinned - (a.vram + a.pinned));
+  for (const p of sorted) {
+    lines.push(
+      row([
+        String(p.pid),
+        formatBytes(p.vram),
+        formatBytes(p.pinned),
+        formatBytes(p.swap),
+        formatBytes(p.pinnedPeak),
+        formatBytes(leases.get(p.pid) ?? p.pinnedLease),
+        String(p.ooms),
+        p.mode,
+        p.command,
+      ]),
+    );
+  }
+  const out = lines.slice(0, rows).map((l) => clip(l, cols));
+  if (lines.length > rows && rows > 0)
+    out[rows - 1] = clip(`... ${lines.length - rows + 1} more`, cols);
+  while (out.length < rows) out.push("");
+  return out;
+}

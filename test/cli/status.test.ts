@@ -1,0 +1,156 @@
+// `spillover status` from the stats records (the shared C fixture, patched to a live pid) and from a
+// broker's API over its Unix socket; stale records of dead processes are skipped.
+
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { describe, expect, it } from "vitest";
+import type { BrokerStatus } from "../../src/broker/status.js";
+import { collectStatus, renderStatus } from "../../src/cli/commands/status.js";
+import { main } from "../../src/cli/main.js";
+import { readStatsFile } from "../../src/protocol/stats.js";
+import { ROOT, startTestBroker } from "../broker/helpers.js";
+
+const FIXTURE = join(ROOT, "test/fixtures/protocol/stats.bin");
+const uid = process.getuid?.() ?? 0;
+
+/** The fixture record, rewritten for `pid`. */
+function record(pid: number): Buffer {
+  const b = Buffer.from(readFileSync(FIXTURE));
+  b.writeInt32LE(pid, 24);
+  return b;
+}
+
+function statsDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "spillover-shm-"));
+  writeFileSync(join(d, `spillover-${uid}-${process.pid}.stats`), record(process.pid));
+  writeFileSync(join(d, `spillover-${uid}-4000000.stats`), record(4000000)); // stale: no such pid
+  writeFileSync(join(d, `spillover-${uid + 1}-${process.pid}.stats`), record(process.pid)); // another user's
+  writeFileSync(join(d, "unrelated.txt"), "x");
+  return d;
+}
+
+async function cli(argv: string[], env: NodeJS.ProcessEnv) {
+  const out = new PassThrough();
+  const err = new PassThrough();
+  let o = "";
+  let e = "";
+  out.on("data", (d: Buffer) => {
+    o += d.toString();
+  });
+  err.on("data", (d: Buffer) => {
+    e += d.toString();
+  });
+  const code = await main(argv, {
+    stdout: out,
+    stderr: err,
+    stdin: new PassThrough(),
+    env: { HOME: "/nonexistent", ...env },
+    cwd: process.cwd(),
+  });
+  return { code, out: o, err: e };
+}
+
+describe("spillover status", () => {
+  it("reads the stats records when no broker runs, skipping dead pids and other users", async () => {
+    const d = statsDir();
+    const r = await cli(["status", "--json"], {
+      SPILLOVER_STATS_DIR: d,
+      SPILLOVER_SOCKET: join(d, "none.sock"),
+    });
+    expect(r.err).toBe("");
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.out) as BrokerStatus;
+    expect(s.source).toBe("stats-files");
+    expect(s.broker).toBeNull();
+    expect(s.processes).toHaveLength(1);
+    const p = s.processes[0];
+    expect(p).toMatchObject({
+      pid: process.pid,
+      command: "python3 train.py --epochs 3",
+      mode: "broker",
+      ooms: 3,
+      pinnedLease: 8 * 2 ** 30,
+    });
+    expect(p?.gpus[0]).toMatchObject({
+      gpu: 0,
+      vram: 62 * 2 ** 30,
+      pinned: 5.5 * 2 ** 30,
+      vramPeak: 65 * 2 ** 30,
+      passthrough: 100 * 2 ** 20,
+    });
+  });
+
+  it("prints a table with one row per process and GPU", async () => {
+    const d = statsDir();
+    const r = await cli(["status"], {
+      SPILLOVER_STATS_DIR: d,
+      SPILLOVER_SOCKET: join(d, "none.sock"),
+    });
+    const lines = r.out.trim().split("\n");
+    expect(lines[0]).toBe("no broker running: read from the stats records");
+    expect(lines[1]).toMatch(
+      /^PID\s+GPU\s+VRAM\s+PINNED\s+SWAP\s+VRAM-PEAK\s+PINNED-PEAK\s+LEASE\s+MODE\s+OOMS\s+COMMAND$/,
+    );
+    expect(lines[2]).toMatch(
+      new RegExp(
+        `^${process.pid}\\s+0\\s+62\\.1GiB\\s+5\\.5GiB\\s+0B\\s+65\\.0GiB\\s+7\\.0GiB\\s+8\\.0GiB\\s+broker\\s+3\\s+python3 train\\.py --epochs 3$`,
+      ),
+    );
+    expect(lines[3]).toMatch(/^\s+1\s+32\.1GiB\s+512MiB\s+0B\s+31\.0GiB\s+0B$/);
+    expect(lines).toHaveLength(4);
+  });
+
+  it("asks the broker's API when a broker runs", async () => {
+    const b = await startTestBroker({}, { http: false });
+    try {
+      copyFileSync(
+        join(statsDir(), `spillover-${uid}-${process.pid}.stats`),
+        join(b.statsDir, `spillover-${uid}-${process.pid}.stats`),
+      );
+      await new Promise((r) => setTimeout(r, 300)); // a telemetry tick (100 ms in tests)
+      const s = await collectStatus({ env: {}, socket: b.socket, statsDir: "/nonexistent" });
+      expect(s.source).toBe("broker");
+      expect(s.broker?.socket).toBe(b.socket);
+      expect(s.processes.map((p) => p.pid)).toEqual([process.pid]);
+      expect(renderStatus(s).split("\n")[0]).toMatch(
+        /^broker pid \d+ at .*: pinned leased 0B of 41\.6GiB, RAM pressure ok/,
+      );
+    } finally {
+      await b.close();
+    }
+  });
+
+  it("says so when nothing uses spillover", () => {
+    const s = { processes: [], broker: null, clients: [] } as unknown as BrokerStatus;
+    expect(renderStatus(s)).toBe(
+      "no broker running: read from the stats records\nno processes are using spillover",
+    );
+  });
+});
+
+describe("stats seqlock", () => {
+  it("waits for the writer to leave (odd seq) and then reads the record", async () => {
+    const d = mkdtempSync(join(tmpdir(), "spillover-seq-"));
+    const p = join(d, "r.stats");
+    const b = record(1234);
+    b.writeBigUInt64LE(43n, 16);
+    writeFileSync(p, b);
+    setTimeout(() => {
+      b.writeBigUInt64LE(44n, 16);
+      writeFileSync(p, b);
+    }, 5);
+    const r = await readStatsFile(p, 1000);
+    expect(r.ok && r.record.seq).toBe(44);
+  });
+
+  it("gives up on a writer that never leaves", async () => {
+    const d = mkdtempSync(join(tmpdir(), "spillover-seq-"));
+    const p = join(d, "r.stats");
+    const b = record(1234);
+    b.writeBigUInt64LE(43n, 16);
+    writeFileSync(p, b);
+    expect(await readStatsFile(p, 3)).toMatchObject({ ok: false, busy: true });
+  });
+});

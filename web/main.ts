@@ -1,0 +1,216 @@
+// The dashboard: live numbers from /api/v1/events (SSE), per-process stacked tier bars, and uPlot
+// charts of tier usage and RAM pressure seeded from /api/v1/history. Plain DOM, no framework.
+
+import uPlot from "uplot";
+import type { HistoryColumns } from "../src/broker/history.js";
+import type { BrokerStatus } from "../src/broker/status.js";
+
+const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
+function bytes(n: number): string {
+  let v = n;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v}B` : `${v >= 100 ? v.toFixed(0) : v.toFixed(1)}${UNITS[u]}`;
+}
+
+function el(id: string): HTMLElement {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`missing #${id}`);
+  return e;
+}
+
+function text(id: string, s: string) {
+  const e = el(id);
+  if (e.textContent !== s) e.textContent = s;
+}
+
+const MAX_POINTS = 1200;
+const tiers: number[][] = [[], [], [], [], []]; // t, vram, pinned, swap, leased
+const pressure: number[][] = [[], [], [], []]; // t, memAvailable GiB, psi some, psi full
+
+function chartWidth(): number {
+  return Math.max(400, Math.min(1400, window.innerWidth - 80));
+}
+
+const byteAxis = { values: (_u: uPlot, ticks: number[]) => ticks.map(bytes), size: 70 };
+const tierChart = new uPlot(
+  {
+    width: chartWidth(),
+    height: 220,
+    series: [
+      {},
+      {
+        label: "VRAM",
+        stroke: "#2f7d32",
+        fill: "rgba(47,125,50,.15)",
+        value: (_u, v) => (v == null ? "-" : bytes(v)),
+      },
+      {
+        label: "pinned RAM",
+        stroke: "#e08a00",
+        fill: "rgba(224,138,0,.15)",
+        value: (_u, v) => (v == null ? "-" : bytes(v)),
+      },
+      { label: "swap", stroke: "#9c27b0", value: (_u, v) => (v == null ? "-" : bytes(v)) },
+      {
+        label: "pinned leased",
+        stroke: "#555",
+        dash: [4, 4],
+        value: (_u, v) => (v == null ? "-" : bytes(v)),
+      },
+    ],
+    axes: [{}, byteAxis],
+  },
+  tiers as uPlot.AlignedData,
+  el("chart-tiers"),
+);
+const pressureChart = new uPlot(
+  {
+    width: chartWidth(),
+    height: 180,
+    series: [
+      {},
+      {
+        label: "MemAvailable",
+        stroke: "#1565c0",
+        scale: "bytes",
+        value: (_u, v) => (v == null ? "-" : bytes(v)),
+      },
+      { label: "PSI some avg10 %", stroke: "#e08a00", scale: "%" },
+      { label: "PSI full avg10 %", stroke: "#c62828", scale: "%" },
+    ],
+    axes: [{}, { ...byteAxis, scale: "bytes" }, { scale: "%", side: 1, grid: { show: false } }],
+    scales: { "%": { range: [0, 100] } },
+  },
+  pressure as uPlot.AlignedData,
+  el("chart-pressure"),
+);
+
+function push(cols: number[][], values: number[]) {
+  for (const [i, v] of values.entries()) cols[i]?.push(v);
+  if ((cols[0]?.length ?? 0) > MAX_POINTS) for (const c of cols) c.shift();
+}
+
+function renderProcesses(s: BrokerStatus) {
+  const body = el("processes").querySelector("tbody") as HTMLTableSectionElement;
+  if (s.processes.length === 0) {
+    body.innerHTML = '<tr><td colspan="9" class="empty">no processes are using spillover</td></tr>';
+    return;
+  }
+  const leases = new Map(s.clients.map((c) => [c.pid, c.pinnedLease]));
+  const max = Math.max(1, ...s.processes.map((p) => p.vram + p.pinned + p.swap));
+  const rows = s.processes.map((p) => {
+    const tr = document.createElement("tr");
+    tr.id = `proc-${p.pid}`;
+    const pct = (n: number) => `${((100 * n) / max).toFixed(2)}%`;
+    const cells: [string, string][] = [
+      [String(p.pid), ""],
+      ["", "bar"],
+      [bytes(p.vram), "num vram-bytes"],
+      [bytes(p.pinned), "num pinned-bytes"],
+      [bytes(p.swap), "num"],
+      [bytes(leases.get(p.pid) ?? p.pinnedLease), "num"],
+      [String(p.ooms), "num"],
+      [p.mode + (p.exited ? " (exited)" : ""), ""],
+      [p.command, "cmd"],
+    ];
+    for (const [t, cls] of cells) {
+      const td = document.createElement("td");
+      if (cls) td.className = cls;
+      if (cls === "bar") {
+        const bar = document.createElement("div");
+        bar.className = "bar";
+        bar.title = `VRAM ${bytes(p.vram)}, pinned ${bytes(p.pinned)}, swap ${bytes(p.swap)}`;
+        for (const [k, v] of [
+          ["vram", p.vram],
+          ["pinned", p.pinned],
+          ["swap", p.swap],
+        ] as const) {
+          const span = document.createElement("span");
+          span.className = k;
+          span.style.width = pct(v);
+          bar.append(span);
+        }
+        td.append(bar);
+      } else td.textContent = t;
+      tr.append(td);
+    }
+    return tr;
+  });
+  body.replaceChildren(...rows);
+}
+
+function renderEvents(s: BrokerStatus) {
+  const box = el("events");
+  if (s.events.length === 0) return;
+  box.classList.remove("empty");
+  box.textContent = [...s.events]
+    .reverse()
+    .slice(0, 100)
+    .map(
+      (e) =>
+        `${new Date(e.t).toLocaleTimeString()}  pid ${e.pid}  ${e.kind.padEnd(7)} ${bytes(e.bytes)}${e.detail ? `  (${e.detail})` : ""}`,
+    )
+    .join("\n");
+}
+
+function render(s: BrokerStatus) {
+  const level = el("pressure");
+  text("pressure", s.pressure.level);
+  level.className = `value level-${s.pressure.level}`;
+  level.title = s.pressure.why;
+  text("mem-available", bytes(s.pressure.memAvailable));
+  text("pinned-leased", bytes(s.budgets.pinnedLeased));
+  text("pinned-budget", bytes(s.budgets.pinnedBudget));
+  const vram = s.processes.reduce((a, p) => a + p.vram, 0);
+  const pinned = s.processes.reduce((a, p) => a + p.pinned, 0);
+  const swap = s.processes.reduce((a, p) => a + p.swap, 0);
+  text("total-vram", bytes(vram));
+  text("total-pinned", bytes(pinned));
+  text("process-count", String(s.processes.length));
+  renderProcesses(s);
+  renderEvents(s);
+  const t = (s.broker?.nowMs ?? Date.now()) / 1000;
+  push(tiers, [t, vram, pinned, swap, s.budgets.pinnedLeased]);
+  push(pressure, [t, s.pressure.memAvailable, s.pressure.psiSome ?? 0, s.pressure.psiFull ?? 0]);
+  tierChart.setData(tiers as uPlot.AlignedData);
+  pressureChart.setData(pressure as uPlot.AlignedData);
+  document.body.dataset.updates = String(Number(document.body.dataset.updates ?? "0") + 1);
+}
+
+async function start() {
+  try {
+    const h = (await (await fetch("/api/v1/history")).json()) as HistoryColumns;
+    for (let i = 0; i < h.t.length; i++) {
+      push(tiers, [
+        h.t[i] ?? 0,
+        h.vram[i] ?? 0,
+        h.pinned[i] ?? 0,
+        h.swap[i] ?? 0,
+        h.pinnedLeased[i] ?? 0,
+      ]);
+      push(pressure, [h.t[i] ?? 0, h.memAvailable[i] ?? 0, h.psiSome[i] ?? 0, h.psiFull[i] ?? 0]);
+    }
+  } catch {
+    // no history yet: the live stream fills the charts
+  }
+  const es = new EventSource("/api/v1/events");
+  es.addEventListener("status", (ev) => {
+    text("conn", "live");
+    el("conn").className = "value";
+    render(JSON.parse((ev as MessageEvent<string>).data) as BrokerStatus);
+  });
+  es.onerror = () => {
+    text("conn", "reconnecting");
+    el("conn").className = "value down";
+  };
+  window.addEventListener("resize", () => {
+    tierChart.setSize({ width: chartWidth(), height: 220 });
+    pressureChart.setSize({ width: chartWidth(), height: 180 });
+  });
+}
+
+void start();

@@ -264,6 +264,18 @@ export const FLAGS = {
     description: "compare predictions with a bench suite results file",
     parse: (raw: string): string => raw,
   },
+  expertReads: {
+    spelling: "--expert-reads <routed|all>",
+    description:
+      "with --validate: whether the benchmarked program's MoE kernels read only the routed experts or all of them (default routed)",
+    parse: (raw: string, flag: string): "routed" | "all" => {
+      if (raw === "routed" || raw === "all") return raw;
+      throw new SpilloverError(
+        "ERR_USAGE",
+        `${flag} ${JSON.stringify(raw)}: expected routed or all`,
+      );
+    },
+  },
   hwprobe: {
     spelling: "--hwprobe <path>",
     description: "hwprobe binary to run (default native/build/hwprobe)",

@@ -1,13 +1,21 @@
 // Predicted vs measured for a bench suite results file (schema spillover-bench/1, bench/suite.py):
 // for every LLM run that finished, the planner's prediction for the same model (built from the
-// suite's config.json, bf16), the same VRAM limit and this machine's measured bandwidths, next to
-// what the run measured. Placement follows what the interposer does today: first come, first
-// served, so the tail of the allocation order (last layers, lm_head) lives in host RAM.
+// suite's config.json, bf16), on this machine's measured bandwidths, next to what the run measured.
 //
-// Transformers in eager mode spends a fixed CPU-side time per decode step (Python dispatch and
-// ~40 kernel launches per layer) that no bandwidth model predicts; the "calibrated" column takes
-// that constant from the same model's all-in-VRAM baseline run and applies it to the spillover
-// runs, so what is being validated is the tiering model, not the framework overhead.
+// Two predictions per row, from the one efficiency model (src/plan/efficiency.ts):
+// - "planner": what `spillover plan` assumes on its own: host bytes = weights minus (VRAM limit
+//   minus the suite's allowance), first come first served (the tail of the allocation order in
+//   host RAM), and the planner's fixed per-step overhead.
+// - "calibrated": the same model fed what was measured about this run and this program, each
+//   named in the row: the placement the interposer's stats record reports (bytes per tier), and
+//   the program's own fixed time per step (per forward, for prefill) taken from the same model's
+//   no-spillover run. HF transformers' eager generate spends tens of ms per token outside the
+//   weight reads; no bandwidth model can know that without a measurement.
+// Program properties the planner cannot see (whether the program's MoE kernels read every expert)
+// come from the caller (--expert-reads), never from the results being validated.
+//
+// A no-spillover run is the calibration source for its model: its calibrated rows equal the
+// measurement by construction and are not counted as validated predictions.
 
 import { type BenchResults, type LlmEntry, parseBenchResults } from "../bench/schema.js";
 import type { Machine, MachineFlags } from "../hw/machine.js";
@@ -21,28 +29,69 @@ import * as E from "./efficiency.js";
 import { type Env, makeEnv, touched } from "./strategies.js";
 import { zeroCopyGemmFactor } from "./zero-copy.js";
 
+/** What the program does that its model file does not say. */
+export interface ProgramProps {
+  /** "routed": a token reads only its experts-used experts; "all": every expert of a layer is read per forward. */
+  readonly expertReads: "routed" | "all";
+}
+
+export const DEFAULT_PROGRAM: ProgramProps = { expertReads: "routed" };
+
+export interface Placement {
+  /** "vram": no-spillover run; "limit": derived from the VRAM limit; "measured": spill_stats. */
+  readonly source: "vram" | "limit" | "measured";
+  readonly hostWeightBytes: number;
+  /** Pinned bytes that are not weights (activations, workspaces, caches): measured only. */
+  readonly hostOtherBytes: number;
+}
+
+export type Verdict = "calibration" | "within" | "miss";
+
 export interface ValidationRow {
   readonly run: string;
   readonly model: string;
+  readonly moe: boolean;
   readonly mode: string;
   readonly fraction: number | null;
   readonly metric: string;
   readonly measured: number;
   readonly predicted: number;
   readonly errorPct: number;
-  readonly calibrated: number | null;
-  readonly calibratedErrorPct: number | null;
+  readonly placement: Placement;
+  /** Fixed time per step (decode) or per forward (prefill) added to the GPU time, and where it comes from. */
+  readonly overheadS: number;
+  readonly overheadSource: string;
+  readonly calibrated: number;
+  readonly calibratedErrorPct: number;
+  readonly verdict: Verdict;
+  /** Why a row misses (or what a calibration row measured), computed from the data; null when within. */
+  readonly reason: string | null;
+}
+
+export interface Tally {
+  readonly within: number;
+  readonly total: number;
 }
 
 export interface Validation {
-  readonly schema: "spillover-plan-validation/1";
+  readonly schema: "spillover-plan-validation/2";
   readonly source: string;
   readonly machine: Machine;
+  readonly program: ProgramProps;
+  readonly tolerancePct: number;
   readonly rows: readonly ValidationRow[];
   readonly skipped: readonly string[];
-  /** Rows (calibrated where available) within 25% of measured. */
+  /** Validated rows (not calibration sources) whose calibrated prediction is within tolerance. */
   readonly within25: number;
+  readonly validated: number;
+  /** The same, for the planner's own prediction. */
+  readonly plannerWithin25: number;
+  /** Keyed "decode dense", "decode moe", "prefill dense", "prefill moe". */
+  readonly byMetric: Readonly<Record<string, Tally>>;
 }
+
+const TOLERANCE_PCT = 25;
+const GB = 1e9;
 
 function describeSuiteModel(
   name: string,
@@ -93,17 +142,33 @@ function machineFrom(r: BenchResults, profile: HwProfile | undefined, f: Machine
   };
 }
 
-/** Host-resident weight bytes a forward of `tokens` tokens reads, first-come placement. */
-function hostRead(
+/**
+ * Where a spillover run's bytes were, from its stats record. The suite builds the weights before
+ * anything else and the interposer places first come, first served, so the device tier holds the
+ * head of the weights; weights beyond it are in pinned memory, and pinned bytes beyond those are
+ * the later, non-weight allocations. Null when the record lacks the per-tier fields.
+ */
+export function measuredPlacement(w: LlmEntry, weightBytes: number): Placement | null {
+  const s = w.spill_stats;
+  if (!s || s.tier_pinned_bytes === undefined || s.passthrough_bytes === undefined) return null;
+  const pinned = s.tier_pinned_bytes;
+  const device = s.passthrough_bytes + (s.tier_vram_bytes ?? 0);
+  const hostWeightBytes = Math.min(pinned, Math.max(0, weightBytes - device));
+  return { source: "measured", hostWeightBytes, hostOtherBytes: pinned - hostWeightBytes };
+}
+
+/** Host-resident and total weight bytes a forward of `tokens` tokens reads, first-come placement. */
+export function hostRead(
   a: ModelAnalysis,
   m: ModelDescription,
   hostBytes: number,
   tokens: number,
+  program: ProgramProps,
 ): { host: number; all: number } {
   let left = hostBytes;
   let host = 0;
   let all = 0;
-  const frac = touched(a, tokens);
+  const frac = program.expertReads === "all" ? 1 : touched(a, tokens);
   for (let i = m.tensors.length - 1; i >= 0; i--) {
     const t = m.tensors[i];
     if (!t) continue;
@@ -123,39 +188,78 @@ function hostRead(
   return { host, all };
 }
 
-interface Predicted {
-  readonly prefill: Map<number, number>;
-  readonly stepNoOverhead: number;
+/** GPU-side seconds (no program overhead) for one decode step and one prefill forward per prompt length. */
+interface GpuTimes {
+  readonly decodeS: number;
+  readonly decodeHostBytes: number;
+  readonly decodeResidentS: number;
+  readonly prefillS: Map<number, number>;
 }
 
-function predict(
+function gpuTimes(
   e: Env,
   m: ModelDescription,
-  resident: number,
+  hostWeightBytes: number,
   prompts: readonly number[],
-): Predicted {
+  program: ProgramProps,
+): GpuTimes {
   const a = e.a;
-  const host = Math.max(0, a.totalBytes - resident);
-  const prefill = new Map<number, number>();
+  const prefillS = new Map<number, number>();
   for (const T of prompts) {
-    const r = hostRead(a, m, host, T);
+    const r = hostRead(a, m, hostWeightBytes, T, program);
     const flops =
       T * (a.flopsPerToken + 4 * a.arch.layers * a.arch.heads * a.arch.headDim * (T / 2));
     const resTime = Math.max((r.all - r.host) / e.gpuReadBw, flops / e.gpuFlops);
-    prefill.set(T, T / (resTime + (r.host / e.zc) * zeroCopyGemmFactor(T)));
+    prefillS.set(T, resTime + (r.host / e.zc) * zeroCopyGemmFactor(T));
   }
-  const d = hostRead(a, m, host, 1);
-  const stepNoOverhead = (d.all - d.host + e.kvReadPerStep) / e.gpuBw + d.host / e.zc;
-  return { prefill, stepNoOverhead };
+  const d = hostRead(a, m, hostWeightBytes, 1, program);
+  const decodeResidentS = (d.all - d.host + e.kvReadPerStep) / e.gpuBw;
+  return {
+    decodeS: decodeResidentS + d.host / e.zc,
+    decodeHostBytes: d.host,
+    decodeResidentS,
+    prefillS,
+  };
 }
 
 const err = (p: number, m: number) => ((p - m) / m) * 100;
+const gb = (b: number) => `${(b / GB).toFixed(2)} GB`;
+const ms = (s: number) => `${(s * 1e3).toFixed(1)} ms`;
+const sec = (s: number) => (s >= 1 ? `${s.toFixed(2)} s` : ms(s));
+const signed = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(0)}%`;
+
+/** What the no-spillover run of a model measured, for calibrating the others. */
+interface Baseline {
+  readonly id: string;
+  readonly prepared: Prepared;
+  readonly decodeStepS: number;
+  readonly decodeOverheadS: number;
+  /** The overhead implied by the fastest and the slowest of its decode runs. */
+  readonly decodeOverheadRangeS: readonly [number, number];
+  readonly prefillOverheadS: Map<number, number>;
+  readonly prefillS: Map<number, number>;
+}
+
+/** The run of a model with (almost) no weights in host memory: what non-weight host bytes alone cost. */
+interface NoWeightRun {
+  readonly id: string;
+  readonly hostOtherBytes: number;
+  readonly prefillS: Map<number, number>;
+}
+
+interface Prepared {
+  readonly w: LlmEntry;
+  readonly model: ModelDescription;
+  readonly e: Env;
+  readonly prompts: readonly number[];
+}
 
 export function validateResults(
   source: string,
   text: string,
   profile: HwProfile | undefined,
   f: MachineFlags,
+  program: ProgramProps = DEFAULT_PROGRAM,
 ): Validation {
   let results: BenchResults;
   try {
@@ -167,14 +271,10 @@ export function validateResults(
     );
   }
   const machine = machineFrom(results, profile, f);
-  const rows: ValidationRow[] = [];
   const skipped: string[] = [];
-  const llm = results.workloads.filter((w): w is LlmEntry => w.group === "llm");
-  const overheadByModel = new Map<string, number>();
-  const ordered = [...llm].sort(
-    (x, y) => (x.mode === "baseline" ? 0 : 1) - (y.mode === "baseline" ? 0 : 1),
-  );
-  for (const w of ordered) {
+  const prepared: Prepared[] = [];
+  for (const w of results.workloads) {
+    if (w.group !== "llm") continue;
     const spec = results.models[w.model];
     if (w.status !== "ok" || !w.metrics || !spec) {
       skipped.push(`${w.id}: ${w.status}${w.error ? ` (${w.error.split("\n")[0]})` : ""}`);
@@ -186,7 +286,6 @@ export function validateResults(
     }
     const model = describeSuiteModel(w.model, spec.arch, spec.config);
     const a = analyzeModel(model);
-    const prompts = Object.values(w.metrics.prefill).map((p) => p.tokens);
     const decodeTokens = w.metrics.decode.new_tokens;
     const e = makeEnv(
       a,
@@ -201,76 +300,283 @@ export function validateResults(
       },
       w.model,
     );
-    const resident =
-      w.mode === "baseline"
-        ? a.totalBytes
-        : Math.max(0, (w.vram_limit_bytes ?? 0) - results.allowance_bytes);
-    const p = predict(e, model, Math.min(resident, a.totalBytes), prompts);
-    const measuredStep = 1 / w.metrics.decode.tokens_per_s;
-    if (w.mode === "baseline")
-      overheadByModel.set(w.model, Math.max(0, measuredStep - p.stepNoOverhead));
-    const cal = overheadByModel.get(w.model);
-    for (const pf of Object.values(w.metrics.prefill)) {
-      const pred = p.prefill.get(pf.tokens) ?? 0;
-      rows.push({
-        run: w.id,
-        model: w.model,
-        mode: w.mode,
-        fraction: w.fraction,
-        metric: `prefill ${pf.tokens}`,
-        measured: pf.tokens_per_s,
-        predicted: pred,
-        errorPct: err(pred, pf.tokens_per_s),
-        calibrated: null,
-        calibratedErrorPct: null,
-      });
+    const prompts = Object.values(w.metrics.prefill).map((p) => p.tokens);
+    prepared.push({ w, model, e, prompts });
+  }
+  // Baselines first: they calibrate the spillover runs of their model.
+  const baselines = new Map<string, Baseline>();
+  for (const p of prepared) {
+    if (p.w.mode !== "baseline" || !p.w.metrics) continue;
+    const g = gpuTimes(p.e, p.model, 0, p.prompts, program);
+    const prefillOverheadS = new Map<number, number>();
+    const prefillS = new Map<number, number>();
+    for (const pf of Object.values(p.w.metrics.prefill)) {
+      prefillS.set(pf.tokens, pf.tokens / pf.tokens_per_s);
+      prefillOverheadS.set(
+        pf.tokens,
+        Math.max(0, pf.tokens / pf.tokens_per_s - (g.prefillS.get(pf.tokens) ?? 0)),
+      );
     }
-    const pred = 1 / (p.stepNoOverhead + E.STEP_OVERHEAD_S);
-    const calPred = cal !== undefined ? 1 / (p.stepNoOverhead + cal) : null;
-    rows.push({
-      run: w.id,
-      model: w.model,
-      mode: w.mode,
-      fraction: w.fraction,
-      metric: "decode",
-      measured: w.metrics.decode.tokens_per_s,
-      predicted: pred,
-      errorPct: err(pred, w.metrics.decode.tokens_per_s),
-      calibrated: calPred,
-      calibratedErrorPct: calPred === null ? null : err(calPred, w.metrics.decode.tokens_per_s),
+    const steps = p.w.metrics.decode.runs.map(
+      (r) => r.seconds / Math.max(1, (p.w.metrics?.decode.new_tokens ?? 2) - 1),
+    );
+    const over = (s: number) => Math.max(0, s - g.decodeS);
+    const decodeOverheadS = over(1 / p.w.metrics.decode.tokens_per_s);
+    baselines.set(p.w.model, {
+      id: p.w.id,
+      prepared: p,
+      decodeStepS: 1 / p.w.metrics.decode.tokens_per_s,
+      decodeOverheadS,
+      decodeOverheadRangeS:
+        steps.length > 0
+          ? [over(Math.min(...steps)), over(Math.max(...steps))]
+          : [decodeOverheadS, decodeOverheadS],
+      prefillOverheadS,
+      prefillS,
     });
   }
-  const within25 = rows.filter((r) => Math.abs(r.calibratedErrorPct ?? r.errorPct) <= 25).length;
-  return { schema: "spillover-plan-validation/1", source, machine, rows, skipped, within25 };
+  const noWeight = new Map<string, NoWeightRun>();
+  for (const p of prepared) {
+    if (p.w.mode === "baseline" || !p.w.metrics) continue;
+    const pl = measuredPlacement(p.w, p.e.a.totalBytes);
+    if (!pl || pl.hostWeightBytes > 0.01 * p.e.a.totalBytes) continue;
+    const prev = noWeight.get(p.w.model);
+    if (prev && prev.hostOtherBytes <= pl.hostOtherBytes) continue;
+    noWeight.set(p.w.model, {
+      id: p.w.id,
+      hostOtherBytes: pl.hostOtherBytes,
+      prefillS: new Map(
+        Object.values(p.w.metrics.prefill).map((x) => [x.tokens, x.tokens / x.tokens_per_s]),
+      ),
+    });
+  }
+  const ordered = [...prepared].sort(
+    (x, y) => (x.w.mode === "baseline" ? 0 : 1) - (y.w.mode === "baseline" ? 0 : 1),
+  );
+  const rows: ValidationRow[] = [];
+  for (const p of ordered) rows.push(...rowsFor(p, results, program, baselines, noWeight));
+  return summarize(source, machine, program, rows, skipped);
 }
 
-export function formatValidation(v: Validation): string {
-  const head = ["run", "metric", "measured tok/s", "predicted", "error", "calibrated", "error"];
-  const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
-  const pct = (x: number | null) => (x === null ? "-" : `${x >= 0 ? "+" : ""}${x.toFixed(0)}%`);
-  const cells = v.rows.map((r) => [
-    r.run,
-    r.metric,
-    fmt(r.measured),
-    fmt(r.predicted),
-    pct(r.errorPct),
-    r.calibrated === null ? "-" : fmt(r.calibrated),
-    pct(r.calibratedErrorPct),
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? "").length)));
-  const line = (c: readonly string[]) =>
-    c
-      .map((x, i) => x.padEnd(widths[i] ?? 0))
-      .join("  ")
-      .trimEnd();
-  const out = [
-    `predictions vs ${v.source} on ${v.machine.gpuName} (VRAM ${v.machine.vramGBs.toFixed(0)} GB/s, link ${v.machine.h2dGBs.toFixed(1)} GB/s copy, ${v.machine.zeroCopyGBs.toFixed(1)} GB/s zero-copy)`,
-    "",
-    line(head),
-    ...cells.map(line),
-    "",
-    `${v.within25} of ${v.rows.length} within 25% (calibrated decode where a baseline run exists)`,
-  ];
-  for (const s of v.skipped) out.push(`skipped  ${s}`);
-  return out.join("\n");
+function rowsFor(
+  p: Prepared,
+  results: BenchResults,
+  program: ProgramProps,
+  baselines: ReadonlyMap<string, Baseline>,
+  noWeight: ReadonlyMap<string, NoWeightRun>,
+): ValidationRow[] {
+  const { w, e, model } = p;
+  const metrics = w.metrics;
+  if (!metrics) return [];
+  const a = e.a;
+  const W = a.totalBytes;
+  const isBase = w.mode === "baseline";
+  const limitHost = isBase
+    ? 0
+    : Math.max(0, W - Math.max(0, (w.vram_limit_bytes ?? 0) - results.allowance_bytes));
+  const limitPlacement: Placement = {
+    source: isBase ? "vram" : "limit",
+    hostWeightBytes: Math.min(W, limitHost),
+    hostOtherBytes: 0,
+  };
+  const placement = isBase ? limitPlacement : (measuredPlacement(w, W) ?? limitPlacement);
+  // The planner's own prediction never knows the program: routed experts, its own overhead.
+  const planner = gpuTimes(e, model, limitPlacement.hostWeightBytes, p.prompts, DEFAULT_PROGRAM);
+  const cal = gpuTimes(e, model, placement.hostWeightBytes, p.prompts, program);
+  const base = baselines.get(w.model);
+  const overheadSource = base
+    ? `no-spillover run ${base.id}`
+    : "planner constant (no baseline run)";
+  const common = {
+    run: w.id,
+    model: w.model,
+    moe: a.isMoe,
+    mode: w.mode,
+    fraction: w.fraction,
+    placement,
+  };
+  const rows: ValidationRow[] = [];
+  for (const pf of Object.values(metrics.prefill)) {
+    const T = pf.tokens;
+    const measuredS = T / pf.tokens_per_s;
+    const predicted = T / (planner.prefillS.get(T) ?? Number.POSITIVE_INFINITY);
+    const overheadS = base?.prefillOverheadS.get(T) ?? 0;
+    const calS = (cal.prefillS.get(T) ?? 0) + overheadS;
+    const calibrated = T / calS;
+    const calErr = err(calibrated, pf.tokens_per_s);
+    const verdict = verdictOf(isBase, calErr);
+    let reason: string | null = null;
+    if (verdict === "calibration") {
+      const gpuS = cal.prefillS.get(T) ?? 0;
+      const times = Object.values(metrics.prefill)
+        .map((x) => `${x.tokens} tokens ${ms(x.tokens / x.tokens_per_s)}`)
+        .join(", ");
+      reason =
+        overheadS > gpuS
+          ? `calibration source: overhead-bound, ${ms(measuredS)} measured against ${ms(gpuS)} of predicted GPU work (${times})`
+          : overheadS > 0
+            ? `calibration source: ${ms(overheadS)} of program time beyond ${ms(gpuS)} of predicted GPU work`
+            : `calibration source: faster than the model's GPU estimate (${ms(measuredS)} vs ${ms(gpuS)}): no overhead to add; the prefill GEMM efficiency (${E.GPU_PREFILL_EFF} of tensor peak) is conservative here`;
+    } else if (verdict === "miss") {
+      reason = prefillMissReason(
+        w.id,
+        T,
+        measuredS,
+        calS,
+        placement,
+        base,
+        noWeight.get(w.model),
+        e.zc,
+      );
+    }
+    rows.push({
+      ...common,
+      metric: `prefill ${T}`,
+      measured: pf.tokens_per_s,
+      predicted,
+      errorPct: err(predicted, pf.tokens_per_s),
+      overheadS,
+      overheadSource,
+      calibrated,
+      calibratedErrorPct: calErr,
+      verdict,
+      reason,
+    });
+  }
+  const measured = metrics.decode.tokens_per_s;
+  const predicted = 1 / (planner.decodeS + E.STEP_OVERHEAD_S);
+  const overheadS = base ? base.decodeOverheadS : E.STEP_OVERHEAD_S;
+  const calibrated = 1 / (cal.decodeS + overheadS);
+  const calErr = err(calibrated, measured);
+  const verdict = verdictOf(isBase, calErr);
+  let reason: string | null = null;
+  if (verdict === "calibration") {
+    reason = `calibration source: ${ms(1 / measured)} per token measured, ${ms(cal.decodeS)} of it predicted for reading weights and KV: the program's own overhead is ${ms(overheadS)} per step (the planner assumes ${ms(E.STEP_OVERHEAD_S)})`;
+    const spread = metrics.decode.runs.map(
+      (r) => r.seconds / Math.max(1, metrics.decode.new_tokens - 1),
+    );
+    if (spread.length > 1) {
+      const lo = Math.min(...spread);
+      const hi = Math.max(...spread);
+      if (hi > 1.5 * lo)
+        reason += `; its ${spread.length} runs differ (${ms(lo)} to ${ms(hi)} per token), so this overhead is uncertain`;
+    }
+  } else {
+    const impliedBy = (o: number) => Math.max(0, (1 / measured - o - cal.decodeResidentS) * e.zc);
+    const implied = impliedBy(overheadS);
+    const parts: string[] = [];
+    const range = base?.decodeOverheadRangeS;
+    const spread =
+      range && range[1] > 1.5 * range[0]
+        ? ` (${gb(impliedBy(range[1]))} to ${gb(impliedBy(range[0]))} with the overhead of the baseline's slowest and fastest run, ${ms(range[1])} and ${ms(range[0])})`
+        : "";
+    if (verdict === "miss" || a.isMoe) {
+      parts.push(
+        `measured ${ms(1 / measured)} per token less the ${ms(overheadS)} overhead and ${ms(cal.decodeResidentS)} of VRAM reads implies ${gb(implied)} read from host per token at ${(e.zc / GB).toFixed(1)} GB/s${spread}; the model reads ${gb(cal.decodeHostBytes)} of the ${gb(placement.hostWeightBytes)} of weights in host`,
+      );
+    }
+    if (a.isMoe) {
+      const other: ProgramProps = {
+        expertReads: program.expertReads === "all" ? "routed" : "all",
+      };
+      const alt = gpuTimes(e, model, placement.hostWeightBytes, p.prompts, other);
+      // The other program property also changes what the baseline's overhead is taken to be.
+      const bp = base?.prepared;
+      const altOverheadS =
+        base && bp
+          ? Math.max(0, base.decodeStepS - gpuTimes(bp.e, bp.model, 0, bp.prompts, other).decodeS)
+          : overheadS;
+      const altTokS = 1 / (alt.decodeS + altOverheadS);
+      parts.push(
+        `MoE: with ${program.expertReads} experts read ${gb(cal.decodeHostBytes)} from host (${calibrated.toFixed(2)} tok/s, ${signed(calErr)}), with ${other.expertReads} experts ${gb(alt.decodeHostBytes)} (${altTokS.toFixed(2)} tok/s, ${signed(err(altTokS, measured))})`,
+      );
+    }
+    reason = parts.length > 0 ? parts.join("; ") : null;
+  }
+  rows.push({
+    ...common,
+    metric: "decode",
+    measured,
+    predicted,
+    errorPct: err(predicted, measured),
+    overheadS,
+    overheadSource,
+    calibrated,
+    calibratedErrorPct: calErr,
+    verdict,
+    reason,
+  });
+  return rows;
+}
+
+function verdictOf(isBase: boolean, calErr: number): Verdict {
+  if (isBase) return "calibration";
+  return Math.abs(calErr) <= TOLERANCE_PCT ? "within" : "miss";
+}
+
+function prefillMissReason(
+  id: string,
+  T: number,
+  measuredS: number,
+  predictedS: number,
+  placement: Placement,
+  base: Baseline | undefined,
+  ref: NoWeightRun | undefined,
+  zc: number,
+): string {
+  const gap = measuredS - predictedS;
+  const head = `measured ${sec(measuredS)} per forward against ${sec(predictedS)} predicted (${gap >= 0 ? "+" : ""}${sec(gap)})`;
+  if (placement.source !== "measured" || placement.hostOtherBytes <= 0) {
+    return `${head}; weights read zero-copy are re-read ${zeroCopyGemmFactor(T).toFixed(1)}x by ${T}-token GEMMs in the model, the measurement differs by ${(measuredS / predictedS).toFixed(1)}x`;
+  }
+  const other = `${gb(placement.hostOtherBytes)} of non-weight allocations (activations, workspaces) were in pinned memory, which the model does not charge`;
+  const baseS = base?.prefillS.get(T);
+  const refS = ref?.prefillS.get(T);
+  if (ref && ref.id === id && baseS !== undefined) {
+    return `${head}; no weights in host: ${other}, and they alone made this forward ${(measuredS / baseS).toFixed(1)}x slower than without spillover`;
+  }
+  if (ref && baseS !== undefined && refS !== undefined) {
+    const loss = refS - baseS;
+    const linkS = placement.hostWeightBytes / zc;
+    const rest = gap - loss;
+    const factor =
+      linkS > 0 && rest > 0
+        ? `; the rest (${sec(rest)}) would mean the ${T}-token GEMMs re-read the ${gb(placement.hostWeightBytes)} of host weights ${((linkS * zeroCopyGemmFactor(T) + rest) / linkS).toFixed(1)}x, not the ${zeroCopyGemmFactor(T).toFixed(1)}x measured for one bf16 GEMM alone`
+        : "";
+    return `${head}; ${other}: the ${ref.id} run (no weights in host, ${gb(ref.hostOtherBytes)} other) lost ${sec(loss)} against no spillover at ${T} tokens, ${((loss / Math.max(gap, 1e-9)) * 100).toFixed(0)}% of this gap${factor}`;
+  }
+  return `${head}; ${other} (no run of this model without weights in host to size their cost)`;
+}
+
+function summarize(
+  source: string,
+  machine: Machine,
+  program: ProgramProps,
+  rows: ValidationRow[],
+  skipped: string[],
+): Validation {
+  const validated = rows.filter((r) => r.verdict !== "calibration");
+  const byMetric: Record<string, { within: number; total: number }> = {};
+  for (const kind of ["decode", "prefill"]) {
+    for (const fam of ["dense", "moe"]) {
+      const sel = validated.filter((r) => r.metric.startsWith(kind) && (fam === "moe") === r.moe);
+      byMetric[`${kind} ${fam}`] = {
+        within: sel.filter((r) => r.verdict === "within").length,
+        total: sel.length,
+      };
+    }
+  }
+  return {
+    schema: "spillover-plan-validation/2",
+    source,
+    machine,
+    program,
+    tolerancePct: TOLERANCE_PCT,
+    rows,
+    skipped,
+    within25: validated.filter((r) => r.verdict === "within").length,
+    validated: validated.length,
+    plannerWithin25: validated.filter((r) => Math.abs(r.errorPct) <= TOLERANCE_PCT).length,
+    byMetric,
+  };
 }

@@ -402,7 +402,7 @@ describe("spillover plan (CLI)", () => {
     ]);
     expect(r.err).toBe("");
     const v = JSON.parse(r.out);
-    expect(v.schema).toBe("spillover-plan-validation/1");
+    expect(v.schema).toBe("spillover-plan-validation/2");
     const row = v.rows.find(
       (x: { run: string; metric: string }) =>
         x.run === "dense-20g/spillover-50" && x.metric === "decode",

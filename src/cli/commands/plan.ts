@@ -12,7 +12,8 @@ import { loadModel } from "../../models/load.js";
 import { formatPlan } from "../../plan/format.js";
 import { makePlan } from "../../plan/plan.js";
 import type { Workload } from "../../plan/strategies.js";
-import { formatValidation, validateResults } from "../../plan/validate.js";
+import { validateResults } from "../../plan/validate.js";
+import { formatValidation } from "../../plan/validate-format.js";
 import { SpilloverError } from "../../util/errors.js";
 import { defineCommand } from "../command.js";
 import type { FlagValues } from "../flags.js";
@@ -37,6 +38,7 @@ type PlanFlags = Pick<
   | "dtype"
   | "profile"
   | "validate"
+  | "expertReads"
 >;
 
 export function workloadFromFlags(f: PlanFlags): Workload {
@@ -95,6 +97,7 @@ export const planCommand = defineCommand({
     "dtype",
     "profile",
     "validate",
+    "expertReads",
   ],
   async run({ flags, args, io }) {
     const profilePath =
@@ -111,8 +114,16 @@ export const planCommand = defineCommand({
           `--validate ${flags.validate}: cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
         );
       }
-      const v = validateResults(path, text, profile, machineFlags(flags));
+      const v = validateResults(path, text, profile, machineFlags(flags), {
+        expertReads: flags.expertReads ?? "routed",
+      });
       return { output: flags.json ? JSON.stringify(v, null, 2) : formatValidation(v), exitCode: 0 };
+    }
+    if (flags.expertReads !== undefined) {
+      throw new SpilloverError(
+        "ERR_USAGE",
+        "--expert-reads describes the benchmarked program: use it with --validate results.json",
+      );
     }
     const modelArg = args[0];
     if (modelArg === undefined) {

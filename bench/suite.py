@@ -34,12 +34,20 @@ SCHEMA = "spillover-bench/1"
 GIB = 1 << 30
 MIB = 1 << 20
 
-# Activations, KV cache and workspaces of the LLM runs live in this much VRAM on top of the
-# weights' share: SPILLOVER_VRAM_LIMIT = fraction x weight bytes + ALLOWANCE and
-# SPILLOVER_VRAM_RESERVE = ALLOWANCE (kept free for those late allocations). Measured need at a
-# 2048-token prefill of the 20 GB model is well under 1 GiB (logits only for the last position).
+# VRAM of the LLM spillover runs: SPILLOVER_VRAM_LIMIT = fraction x weight bytes + ALLOWANCE and
+# SPILLOVER_VRAM_RESERVE = ALLOWANCE - HEADROOM. The interposer lets only requests up to
+# SPILLOVER_THRESHOLD (2 MiB) use the reserve; everything larger (weights, the caching allocator's
+# large segments for activations) shares limit - reserve = fraction x weights + HEADROOM. With
+# reserve = ALLOWANCE (the 2026-11-27 run) limit - reserve was exactly the weights' bytes, so at a
+# 100% limit 0.65 GB (dense-8g) and 0.81 GB (dense-20g) still went to host memory. HEADROOM covers
+# what that run measured above the weights (PyTorch's peak reserved memory minus the weights:
+# 0.66, 0.73 and 0.62 GB for dense-8g, dense-20g and moe-11g), so a 100% limit holds every weight
+# and those allocations in VRAM. Below 100% the weights arrive first and take the headroom too:
+# the weights' VRAM share is (limit - reserve) / weights, which the report's bounds use.
 ALLOWANCE_FULL = 2 * GIB
+HEADROOM_FULL = 1 * GIB
 ALLOWANCE_SMOKE = 512 * MIB
+HEADROOM_SMOKE = 256 * MIB
 
 _COMMON_CFG = {
     "max_position_embeddings": 4096,
@@ -104,7 +112,7 @@ def _w(wid, group, script, spec, timeout_s, **kw):
     return d
 
 
-def llm_workloads(mid, model, fractions, accel_fractions, allowance, smoke, timeouts):
+def llm_workloads(mid, model, fractions, accel_fractions, allowance, reserve, smoke, timeouts):
     wbytes = predicted_weight_bytes(model)
     base = {"model": dict(model, id=mid), "seed": 1234, "prompt_lens": [512, 2048], "ttft_prompt": 512}
     budgets = {"baseline": 1.0 if smoke else 3.0, "spillover": 1.0 if smoke else 6.0,
@@ -127,7 +135,18 @@ def llm_workloads(mid, model, fractions, accel_fractions, allowance, smoke, time
         out.append(_w(f"{mid}/spillover-{int(f * 100)}", "llm", "llm.py", spec("spillover", limit),
                       timeouts["spillover"], model=mid, mode="spillover", fraction=f,
                       vram_limit_bytes=limit, spill=True, unit=mid, est_s=20 + gb * (1 + 2.5 * (1 - f)),
-                      env={"SPILLOVER_VRAM_LIMIT": str(limit), "SPILLOVER_VRAM_RESERVE": str(allowance)}))
+                      env={"SPILLOVER_VRAM_LIMIT": str(limit), "SPILLOVER_VRAM_RESERVE": str(reserve)}))
+    # The reference again, in its own process and without spillover, decode only: greedy tokens of
+    # random-weight models sit on near-ties that run-time conditions can flip (2026-11-27: a second
+    # no-spillover process diverged at token 15), so a spillover run whose tokens differ is a
+    # finding only if the program agrees with itself. Cost, from the 2026-11-27 baselines: about
+    # 12 s of process start, build and checksum, plus two generates of rep_tokens at up to 93 ms
+    # a token (dense-20g; dense-8g 71 ms, moe-11g 27 ms): about 24 s each in the full suite.
+    rep_tokens = 16 if smoke else 64
+    out.append(_w(f"{mid}/reference-repeat", "llm-repeat", "llm.py",
+                  dict(base, mode="reference-repeat", decode_tokens=rep_tokens, decode_reps=2),
+                  timeouts["baseline"], model=mid, mode="reference-repeat", unit=mid,
+                  est_s=12 + 2 * rep_tokens * 0.093))
     for f in accel_fractions:
         limit = int(f * wbytes) + allowance
         out.append(_w(f"{mid}/accelerate-{int(f * 100)}", "llm", "llm.py", spec("accelerate", limit),
@@ -160,10 +179,12 @@ def plan(smoke):
         w = [_w("probe", "probe", "probe.py", {"bytes": 256 * MIB, "reps": 3}, 60, mode="probe")]
         w += array_workloads("jax", "jax_chain.py", arr, arr_limit, 512 * MIB, [("prealloc-false", noprealloc)])
         w += array_workloads("cupy", "cupy_chain.py", arr, arr_limit, 512 * MIB, [("pool", {})])
-        w += llm_workloads("dense-smoke", MODELS_SMOKE["dense-smoke"], [0.5], [0.5], allowance, True, t)
-        w += llm_workloads("moe-smoke", MODELS_SMOKE["moe-smoke"], [0.5], [], allowance, True, t)
+        reserve = allowance - HEADROOM_SMOKE
+        w += llm_workloads("dense-smoke", MODELS_SMOKE["dense-smoke"], [0.5], [0.5], allowance, reserve, True, t)
+        w += llm_workloads("moe-smoke", MODELS_SMOKE["moe-smoke"], [0.5], [], allowance, reserve, True, t)
         return w, allowance, MODELS_SMOKE
     allowance = ALLOWANCE_FULL
+    reserve = allowance - HEADROOM_FULL
     arr = {"arrays": 40, "array_mib": 256, "cols": 4096, "seed": 0}  # 10 GiB alive at once
     arr_limit = 4 * GIB
     jax_variants = [("prealloc-false", {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"}),
@@ -179,9 +200,9 @@ def plan(smoke):
     # accelerate's offload is slow (pageable copies of every offloaded weight, every forward):
     # it runs at fewer points for the 20 GB model, and after every spillover run, so a time
     # budget that runs out skips accelerate points first.
-    llm = (llm_workloads("dense-8g", MODELS_FULL["dense-8g"], fr, [0.75, 0.5, 0.25], allowance, False, t_small)
-           + llm_workloads("moe-11g", MODELS_FULL["moe-11g"], [0.5], [0.5], allowance, False, t_small)
-           + llm_workloads("dense-20g", MODELS_FULL["dense-20g"], fr, [0.5, 0.25], allowance, False, t_big))
+    llm = (llm_workloads("dense-8g", MODELS_FULL["dense-8g"], fr, [0.75, 0.5, 0.25], allowance, reserve, False, t_small)
+           + llm_workloads("moe-11g", MODELS_FULL["moe-11g"], [0.5], [0.5], allowance, reserve, False, t_small)
+           + llm_workloads("dense-20g", MODELS_FULL["dense-20g"], fr, [0.5, 0.25], allowance, reserve, False, t_big))
     w += [x for x in llm if x["mode"] != "accelerate"] + [x for x in llm if x["mode"] == "accelerate"]
     return w, allowance, MODELS_FULL
 
@@ -348,6 +369,11 @@ def host_info(probe):
     return info
 
 
+def reserve_of(smoke):
+    """SPILLOVER_VRAM_RESERVE of the LLM spillover runs (recorded in the results)."""
+    return ALLOWANCE_SMOKE - HEADROOM_SMOKE if smoke else ALLOWANCE_FULL - HEADROOM_FULL
+
+
 def summarize(entries):
     """One line per workload for the log: the coordinator reads this before the report exists."""
     ref_tokens = {}
@@ -374,6 +400,13 @@ def summarize(entries):
             st = e["spill_stats"] or {}
             if e["spillover"]:
                 s += f"  pinned_peak {st.get('pinned_peak_bytes')}" if st else "  NO STATS RECORD"
+        elif e["status"] == "ok" and e["group"] == "llm-repeat":
+            ref = ref_tokens.get(e["model"])
+            toks = m.get("tokens") or []
+            n = min(len(ref or []), len(toks))
+            eq = "n/a" if not ref else ("equal" if ref[:n] == toks[:n] else "DIFFERENT: the program varies on its own")
+            same = all(r.get("same_tokens_as_first") for r in (m.get("decode") or {}).get("runs", []))
+            s += f"  tokens vs baseline {eq} ({n})  in-process repeats {'equal' if same else 'DIFFERENT'}"
         elif e["status"] == "ok" and e["group"] in ("jax", "cupy") and e["mode"] == "spillover":
             ref = ref_checks.get(e["group"])
             s += "  results " + ("n/a" if ref is None else ("equal" if ref == m.get("checksums") else "DIFFERENT"))
@@ -555,6 +588,7 @@ def main():
             "h2d_pinned_gbps": pm.get("h2d_pinned_gbps"), "d2h_pinned_gbps": pm.get("d2h_pinned_gbps"),
             "vram_read_gbps": pm.get("vram_read_gbps"), "vram_copy_gbps": pm.get("vram_copy_gbps")},
         "allowance_bytes": allowance,
+        "reserve_bytes": reserve_of(a.smoke),
         "budget_s": budget,
         "duration_s": round(time.time() - started, 1),
         "models": model_table,

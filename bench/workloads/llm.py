@@ -6,6 +6,8 @@ greedy decode. Modes:
   spillover   the same program under libspillover.so (the suite sets LD_PRELOAD and SPILLOVER_*)
   accelerate  Hugging Face accelerate's CPU offload: the device map device_map="auto" builds,
               with max_memory={0: <the same VRAM limit>, "cpu": ...}
+  reference-repeat  the baseline again in a fresh process, decode only (decode_tokens greedy
+              tokens, decode_reps times): tells whether the program gives the same tokens on its own
 Speed does not depend on the weights' values, so random weights measure what real ones would."""
 
 import inspect
@@ -139,6 +141,34 @@ def setup_accelerate(torch, model, spec):
     }
 
 
+def repeat_decode(torch, model, config, spec, metrics):
+    """reference-repeat: the baseline's prompt, greedy tokens of a fixed count, no timing claims."""
+    seed = int(spec.get("seed", 1234))
+    lens = [int(x) for x in spec.get("prompt_lens", [512, 2048])]
+    ttft_len = int(spec.get("ttft_prompt", 512))
+    # the same prompt the baseline draws (same generator, same length), then its first ttft_len ids
+    gen = torch.Generator().manual_seed(seed + 1)
+    ids = torch.randint(3, config.vocab_size, (1, max(lens + [ttft_len])), generator=gen).to("cuda")
+    prompt = ids[:, :ttft_len]
+    n_new = int(spec.get("decode_tokens", 64))
+    runs = []
+    tokens = None
+    with torch.inference_mode():
+        for _ in range(int(spec.get("decode_reps", 2))):
+            t, out = timed(torch, lambda: model.generate(
+                input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n_new,
+                min_new_tokens=n_new, do_sample=False, pad_token_id=0))
+            toks = out[0, prompt.shape[1]:].tolist()
+            if tokens is None:
+                tokens = toks
+            runs.append({"seconds": round(t, 5), "same_tokens_as_first": toks == tokens})
+    metrics["decode"] = {"new_tokens": n_new, "runs": runs}
+    metrics["tokens"] = tokens
+    common.log(f"reference repeat: {n_new} tokens x {len(runs)}, repeats equal: "
+               f"{all(r['same_tokens_as_first'] for r in runs)}")
+    return metrics
+
+
 def main(spec):
     import torch
     import transformers
@@ -164,6 +194,11 @@ def main(spec):
     checksum = weight_checksum(torch, model)
     checksum_s = time.perf_counter() - t0
     common.log(f"weights checksum {checksum} ({checksum_s:.1f} s), {facts['weight_bytes']} bytes")
+
+    if mode == "reference-repeat":
+        return repeat_decode(torch, model, config, spec, {
+            "facts": facts, "weights_checksum": checksum, "build_s": round(build_s, 2),
+            "checksum_s": round(checksum_s, 2)})
 
     offload = None
     if mode == "accelerate":

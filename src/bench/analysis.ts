@@ -2,7 +2,17 @@
 // of them, speed-ups over accelerate, overhead when the model fits, prefill against the copy
 // bound, token equality. Pure functions; every "why" sentence is computed from the data.
 
-import type { ArrayEntry, BenchResults, LlmEntry, ModelFacts } from "./schema.js";
+import {
+  citeName,
+  determinismFor,
+  type FollowUp,
+  firstDifference,
+  followUpsFor,
+  NO_RECORDS,
+  noSpillover,
+  type Records,
+} from "./records.js";
+import type { ArrayEntry, BenchResults, LlmEntry, ModelFacts, RepeatEntry } from "./schema.js";
 
 export const TARGETS = {
   /** decode tokens/s over the physical bound's tokens/s */
@@ -77,10 +87,47 @@ export function prefillCopyBoundSeconds(
 
 export type ReferenceKind = "no spillover" | "spillover at 100%" | `accelerate at ${number}%`;
 
+/**
+ * How a run's greedy tokens compare with the reference's. A difference is classed by what else
+ * is known: "program" when the program without spillover varies too (a repeat of the reference
+ * or a determinism record), "finding" when the reference repeated without spillover gave
+ * identical tokens (a real effect of this run), "unknown" when nothing tells.
+ */
+export type TokenVerdict =
+  | { readonly kind: "none" }
+  | { readonly kind: "reference" }
+  | { readonly kind: "equal"; readonly compared: number }
+  | {
+      readonly kind: "program" | "finding" | "unknown";
+      readonly compared: number;
+      /** 0-based index of the first differing token */
+      readonly at: number;
+      readonly evidence: string;
+    };
+
+/** Placement facts of a spillover run: where its bytes were against what its limit requires. */
+export interface PlacementNote {
+  readonly limit: number;
+  readonly reserve: number | null;
+  /** bytes at or under this size may use the reserve; the rest share limit − reserve */
+  readonly threshold: string;
+  /** host bytes the limit requires for the weights: weights − (limit − reserve), at least 0 */
+  readonly requiredHost: number | null;
+  readonly hostBytes: number | null;
+  readonly hostPeak: number | null;
+  readonly torchPeakReserved: number | null;
+  /** prefill at 2048 tokens: no-spillover time over this run's time */
+  readonly prefillSlowdown: number | null;
+  readonly followUps: readonly FollowUp[];
+}
+
 export interface LlmRow {
   readonly entry: LlmEntry;
   readonly label: string;
   readonly fraction: number;
+  /** share of the weights the limit lets stay in VRAM (limit − reserve over weight bytes, at most
+   * 1) for spillover runs whose reserve is known, else the fraction; the bounds use it */
+  readonly weightShare: number;
   readonly ok: boolean;
   readonly decodeTps: number | null;
   readonly boundTps: number | null;
@@ -96,6 +143,8 @@ export interface LlmRow {
   readonly spillActive: boolean | null;
   readonly tokensCompared: number;
   readonly tokensEqual: boolean | null;
+  readonly tokens: TokenVerdict;
+  readonly placement: PlacementNote | null;
   readonly logitsEqual: boolean | null;
   readonly weightsIdentical: boolean | null;
 }
@@ -107,6 +156,8 @@ export interface ModelAnalysis {
   readonly reference: ReferenceKind | null;
   readonly baseline: LlmRow | null;
   readonly rows: readonly LlmRow[];
+  /** repeats of the no-spillover reference run, each in its own process */
+  readonly repeats: readonly RepeatEntry[];
 }
 
 function pct(fraction: number): number {
@@ -147,8 +198,188 @@ export function compareTokens(
   return { compared: n, equal: n > 0 };
 }
 
-export function analyseModel(r: BenchResults, id: string, bw: Bandwidths | null): ModelAnalysis {
+/** The VRAM reserve a spillover run had: the interposer's stats, else its environment. */
+export function reserveOf(e: LlmEntry): number | null {
+  const fromStats = e.spill_stats?.vram_reserve;
+  if (fromStats !== undefined) return fromStats;
+  const env = Number(e.env.SPILLOVER_VRAM_RESERVE ?? e.spec.vram_reserve_bytes);
+  return Number.isFinite(env) && env >= 0 ? env : null;
+}
+
+function weightShareOf(e: LlmEntry, weightBytes: number | null): number {
+  const f = e.fraction ?? 1;
+  const reserve = e.mode === "spillover" ? reserveOf(e) : null;
+  if (reserve === null || !e.vram_limit_bytes || !weightBytes) return f;
+  return Math.min(1, Math.max(0, e.vram_limit_bytes - reserve) / weightBytes);
+}
+
+function placementOf(
+  e: LlmEntry,
+  facts: ModelFacts | null,
+  basePrefill2048: number | null,
+  recs: Records,
+): PlacementNote | null {
+  if (e.mode !== "spillover" || !e.vram_limit_bytes) return null;
+  const m = okMetrics(e);
+  const reserve = reserveOf(e);
+  const st = e.spill_stats;
+  const p2048 = m?.prefill["2048"]?.seconds ?? null;
+  return {
+    limit: e.vram_limit_bytes,
+    reserve,
+    threshold: e.env.SPILLOVER_THRESHOLD ?? "2 MiB, the default",
+    requiredHost:
+      facts && reserve !== null
+        ? Math.max(0, facts.weight_bytes - Math.max(0, e.vram_limit_bytes - reserve))
+        : null,
+    hostBytes: st?.tier_pinned_bytes ?? null,
+    hostPeak: st?.pinned_peak_bytes ?? null,
+    torchPeakReserved: m?.torch_max_reserved_bytes ?? null,
+    prefillSlowdown: p2048 !== null && basePrefill2048 !== null ? p2048 / basePrefill2048 : null,
+    followUps: followUpsFor(recs, e.id),
+  };
+}
+
+function okRepeat(e: RepeatEntry): RepeatEntry["metrics"] {
+  return e.status === "ok" ? e.metrics : null;
+}
+
+/** "1st", "2nd", "16th" for a 0-based index. */
+export function ordinal(i: number): string {
+  const n = i + 1;
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  const suffix = teen ? "th" : (["th", "st", "nd", "rd"][n % 10] ?? "th");
+  return `${n}${suffix}`;
+}
+
+/**
+ * Classes a run whose tokens differ from the reference's. Evidence that the program varies on
+ * its own, strongest first: a run without spillover that gave these very tokens; then a repeat
+ * of the reference that was identical (the difference is a real finding); then any sign that the
+ * program without spillover varies (a repeat or a recorded run that differed, repetitions in one
+ * process that differed).
+ */
+export function classifyDifference(
+  refTokens: readonly number[],
+  tokens: readonly number[],
+  repeats: readonly RepeatEntry[],
+  records: Records,
+  model: string,
+): TokenVerdict {
+  const at = firstDifference(refTokens, tokens);
+  const compared = Math.min(refTokens.length, tokens.length);
+  if (at === null) return compared > 0 ? { kind: "equal", compared } : { kind: "none" };
+  const covers = (t: readonly number[]) => t.length > at;
+  const sameWay: string[] = [];
+  const varies: string[] = [];
+  /** facts that explain the evidence without being evidence of variation themselves */
+  const context: string[] = [];
+  let repeatIdentical: { n: number } | null = null;
+  for (const rep of repeats) {
+    const m = okRepeat(rep);
+    if (!m || !covers(m.tokens)) continue;
+    const d = firstDifference(refTokens, m.tokens);
+    if (d === null) {
+      repeatIdentical = { n: Math.min(refTokens.length, m.tokens.length) };
+    } else if (firstDifference(m.tokens, tokens) === null) {
+      sameWay.push(`the reference repeated without spillover (${rep.id}) gave these same tokens`);
+    } else {
+      varies.push(
+        `the reference repeated without spillover (${rep.id}) differed from it from the ${ordinal(d)} token on`,
+      );
+    }
+    if (m.decode.runs.some((x) => !x.same_tokens_as_first)) {
+      varies.push(`the repetitions of generate within ${rep.id} differed`);
+    }
+  }
+  for (const rec of determinismFor(records, model, refTokens)) {
+    const cite = citeName(rec.file);
+    for (const run of rec.runs) {
+      if (noSpillover(run) && covers(run.tokens)) {
+        const d = firstDifference(refTokens, run.tokens);
+        if (d !== null && firstDifference(run.tokens, tokens) === null) {
+          sameWay.push(
+            `a separate run without spillover ("${run.label}" in ${cite}) diverged from the reference at the same token with these same tokens`,
+          );
+        } else if (d !== null) {
+          varies.push(
+            `a separate run without spillover ("${run.label}" in ${cite}) diverged from the reference from the ${ordinal(d)} token on`,
+          );
+        }
+      }
+    }
+    const reproduced = rec.runs
+      .filter(
+        (x) => !noSpillover(x) && covers(x.tokens) && firstDifference(refTokens, x.tokens) === null,
+      )
+      .map((x) => `"${x.label}"`);
+    if (reproduced.length) {
+      context.push(
+        `runs under spillover there (${reproduced.join(", ")}) gave the reference's tokens`,
+      );
+    }
+    const within = rec.runs.filter((x) => x.rep_equal === false);
+    if (within.length) {
+      const names = (xs: typeof within) => xs.map((x) => `"${x.label}"`).join(", ");
+      const off = within.filter(noSpillover);
+      const on = within.filter((x) => !noSpillover(x));
+      varies.push(
+        `two repetitions of generate within one process differed (${[
+          on.length ? `under spillover: ${names(on)}` : "",
+          off.length ? `without spillover: ${names(off)}` : "",
+        ]
+          .filter((x) => x)
+          .join("; ")} in ${cite})`,
+      );
+    }
+    const weights = rec.runs.filter((x) => x.weights_same !== undefined);
+    if (weights.length && weights.every((x) => x.weights_same)) {
+      context.push("weights were bit-identical before and after every run there");
+    }
+  }
+  if (sameWay.length) {
+    return {
+      kind: "program",
+      compared,
+      at,
+      evidence: [...sameWay, ...varies, ...context].join("; "),
+    };
+  }
+  if (repeatIdentical) {
+    return {
+      kind: "finding",
+      compared,
+      at,
+      evidence: `the reference repeated without spillover in its own process gave identical tokens (${repeatIdentical.n} compared)`,
+    };
+  }
+  if (varies.length) {
+    return {
+      kind: "program",
+      compared,
+      at,
+      evidence: `${[...varies, ...context].join("; ")}; no run without spillover is recorded with these exact tokens, so whether this run's difference has the same origin is not established`,
+    };
+  }
+  return {
+    kind: "unknown",
+    compared,
+    at,
+    evidence:
+      "no repeat of the reference run (and no determinism record) tells whether the program gives different tokens on its own",
+  };
+}
+
+export function analyseModel(
+  r: BenchResults,
+  id: string,
+  bw: Bandwidths | null,
+  records: Records = NO_RECORDS,
+): ModelAnalysis {
   const entries = r.workloads.filter((w): w is LlmEntry => w.group === "llm" && w.model === id);
+  const repeats = r.workloads.filter(
+    (w): w is RepeatEntry => w.group === "llm-repeat" && w.model === id,
+  );
   const declared = r.models[id];
   const facts =
     declared?.facts ?? entries.map((e) => okMetrics(e)?.facts).find((f) => f !== undefined) ?? null;
@@ -161,19 +392,30 @@ export function analyseModel(r: BenchResults, id: string, bw: Bandwidths | null)
   const row = (e: LlmEntry): LlmRow => {
     const m = okMetrics(e);
     const fraction = e.fraction ?? 1;
-    const bound = facts && bw ? decodeBoundSeconds(facts, fraction, bw) : null;
+    const share = weightShareOf(e, facts?.weight_bytes ?? null);
+    const bound = facts && bw ? decodeBoundSeconds(facts, share, bw) : null;
     const decodeTps = m?.decode.tokens_per_s ?? null;
     const p2048 = m?.prefill["2048"] ?? null;
     const copyBound =
       facts && bw && basePrefill2048 !== null && p2048
-        ? prefillCopyBoundSeconds(facts, fraction, bw, basePrefill2048)
+        ? prefillCopyBoundSeconds(facts, share, bw, basePrefill2048)
         : null;
     const cmp = m && refM && ref?.entry !== e ? compareTokens(refM.tokens, m.tokens) : null;
     const st = e.spill_stats;
+    // Repeats are runs without spillover: they speak for the program only against that reference.
+    const reps = ref?.kind === "no spillover" ? repeats : [];
+    const tokens: TokenVerdict = !m
+      ? { kind: "none" }
+      : ref?.entry === e
+        ? { kind: "reference" }
+        : refM
+          ? classifyDifference(refM.tokens, m.tokens, reps, records, id)
+          : { kind: "none" };
     return {
       entry: e,
       label: rowLabel(e),
       fraction,
+      weightShare: share,
       ok: m !== null,
       decodeTps,
       boundTps: bound ? 1 / bound : null,
@@ -188,6 +430,8 @@ export function analyseModel(r: BenchResults, id: string, bw: Bandwidths | null)
       spillActive: e.mode !== "spillover" ? null : st !== null && st.mode_name !== "passthrough",
       tokensCompared: cmp?.compared ?? 0,
       tokensEqual: cmp ? cmp.equal : null,
+      tokens,
+      placement: placementOf(e, facts, basePrefill2048, records),
       logitsEqual:
         m && refM && ref?.entry !== e
           ? m.prefill["512"]?.last_logits_sha === refM.prefill["512"]?.last_logits_sha
@@ -207,6 +451,7 @@ export function analyseModel(r: BenchResults, id: string, bw: Bandwidths | null)
     reference: ref?.kind ?? null,
     baseline: rows.find((x) => x.entry.mode === "baseline") ?? null,
     rows,
+    repeats,
   };
 }
 
@@ -244,8 +489,8 @@ function whyDecodeMiss(m: ModelAnalysis, r: LlmRow, bw: Bandwidths): string[] {
   const why: string[] = [];
   if (!m.facts || r.decodeTps === null) return why;
   const step = 1 / r.decodeTps;
-  const bound = decodeBoundSeconds(m.facts, r.fraction, bw);
-  const p = idealPlacement(m.facts, r.fraction);
+  const bound = decodeBoundSeconds(m.facts, r.weightShare, bw);
+  const p = idealPlacement(m.facts, r.weightShare);
   if (r.spillActive === false) {
     why.push("the interposer was not active in this run (no stats record, or passthrough mode)");
   }
@@ -276,12 +521,13 @@ function whyDecodeMiss(m: ModelAnalysis, r: LlmRow, bw: Bandwidths): string[] {
       );
     }
   }
-  const idealHost = (1 - r.fraction) * m.facts.weight_bytes;
+  const idealHost = (1 - r.weightShare) * m.facts.weight_bytes;
   // 5% slack: pages are 2 MiB and allocators round up
   if (r.hostBytes !== null && r.hostBytes > idealHost * 1.05 + 64 * 2 ** 20) {
     why.push(
-      `spillover held ${gb(r.hostBytes)} in pinned host memory where ${gb(idealHost)} is the most the ` +
-        "limit requires: weights (or activations) that fit in VRAM were placed in host memory",
+      `spillover held ${gb(r.hostBytes)} in pinned host memory where the weights' share requires ${gb(idealHost)}: ` +
+        "allocations over SPILLOVER_THRESHOLD may not use the reserve, so the program's other large allocations " +
+        "compete with the weights for limit − reserve (which allocations went to host memory is not recorded)",
     );
   }
   if (why.length === 0) why.push(`measured ${ms(step)} per token against a bound of ${ms(bound)}`);
@@ -294,7 +540,7 @@ export function decodeClaim(models: readonly ModelAnalysis[], bw: Bandwidths | n
     if (!bw || !m.facts) continue;
     for (const r of m.rows) {
       if (r.entry.mode !== "spillover" || r.fractionOfBound === null) continue;
-      if (idealPlacement(m.facts, r.fraction).linkBytesPerToken <= 0) continue;
+      if (idealPlacement(m.facts, r.weightShare).linkBytesPerToken <= 0) continue;
       const met = r.fractionOfBound >= TARGETS.decodeFractionOfBound;
       points.push({
         model: m.id,
@@ -389,7 +635,11 @@ export function overheadClaim(models: readonly ModelAnalysis[]): Claim {
       }
       if (full.hostBytes !== null && full.hostBytes > 0) {
         why.push(
-          `${gb(full.hostBytes)} ended up in pinned host memory although the model fits the limit`,
+          `${gb(full.hostBytes)} was in pinned host memory at the 100% limit` +
+            (full.placement?.reserve != null
+              ? ` (limit − reserve = ${gb(full.placement.limit - full.placement.reserve)} for allocations over SPILLOVER_THRESHOLD, ` +
+                `weights ${gb(m.facts?.weight_bytes ?? 0)}; see the placement notes)`
+              : ""),
         );
       }
     }
@@ -411,7 +661,7 @@ export function prefillClaim(models: readonly ModelAnalysis[], bw: Bandwidths | 
     if (!bw || !m.facts) continue;
     for (const r of m.rows) {
       if (r.entry.mode !== "spillover" || r.prefill2048OverCopyBound === null) continue;
-      const p = idealPlacement(m.facts, r.fraction);
+      const p = idealPlacement(m.facts, r.weightShare);
       if (p.linkBytesPerPass <= 0) continue;
       const value = r.prefill2048OverCopyBound;
       // "Within reach" of the copy bound: the streaming engine's target. No run is tuned to it.
@@ -477,11 +727,11 @@ export interface Analysis {
   readonly failures: readonly BenchResults["workloads"][number][];
 }
 
-export function analyse(r: BenchResults): Analysis {
+export function analyse(r: BenchResults, records: Records = NO_RECORDS): Analysis {
   const bw = bandwidthsOf(r);
   const ids = Object.keys(r.models);
   for (const w of r.workloads) if (w.group === "llm" && !ids.includes(w.model)) ids.push(w.model);
-  const models = ids.map((id) => analyseModel(r, id, bw));
+  const models = ids.map((id) => analyseModel(r, id, bw, records));
   return {
     bandwidths: bw,
     models,

@@ -5,6 +5,7 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { parseRecords, type RawRecord } from "./records.js";
 import { renderReport } from "./report.js";
 import { parseBenchResults } from "./schema.js";
 
@@ -33,6 +34,27 @@ export function newestResults(dir: string): string | null {
     .sort();
   const last = full[full.length - 1];
   return last ? join(dir, last) : null;
+}
+
+/** The JSON records in <results dir>/runs/ (determinism diagnoses, follow-up runs) the report may
+ * cite; files that are not JSON are named on stderr and skipped. */
+export function readRecords(dir: string, cwd: string, warn: (line: string) => void): RawRecord[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((n) => n.endsWith(".json"));
+  } catch {
+    return [];
+  }
+  const out: RawRecord[] = [];
+  for (const n of names.sort()) {
+    const path = join(dir, n);
+    try {
+      out.push({ file: relative(cwd, path) || path, data: JSON.parse(readFileSync(path, "utf8")) });
+    } catch (e) {
+      warn(`bench:report: skipping ${relative(cwd, path)}: ${(e as Error).message}`);
+    }
+  }
+  return out;
 }
 
 export function runBenchReport(argv: readonly string[], io: ReportCliIO): number {
@@ -87,9 +109,11 @@ export function runBenchReport(argv: readonly string[], io: ReportCliIO): number
     );
     return 1;
   }
+  const records = parseRecords(readRecords(join(dirname(resultsPath), "runs"), io.cwd, io.stderr));
   const rendered = renderReport(results, {
     source,
     imgDir: relative(dirname(outPath), imgDir) || ".",
+    records,
   });
   mkdirSync(dirname(outPath), { recursive: true });
   mkdirSync(imgDir, { recursive: true });

@@ -9,8 +9,12 @@ import {
   idealPlacement,
   type LlmRow,
   type ModelAnalysis,
+  ordinal,
+  type PlacementNote,
   TARGETS,
+  type TokenVerdict,
 } from "./analysis.js";
+import { citeName, NO_RECORDS, type Records } from "./records.js";
 import type { BenchResults } from "./schema.js";
 import { barChart, type LineSeries, lineChart, PALETTE } from "./svg.js";
 
@@ -25,6 +29,8 @@ export interface RenderOptions {
   readonly source: string;
   /** the images' directory relative to the markdown file, e.g. "img" */
   readonly imgDir: string;
+  /** extra GPU records from bench/results/runs/ (determinism diagnoses, follow-up runs) */
+  readonly records?: Records;
 }
 
 const dash = "–";
@@ -135,7 +141,7 @@ function runSection(r: BenchResults): string {
   }
   rows.push([
     "activation allowance",
-    `${fmtGB(r.allowance_bytes)} of VRAM on top of the weights' share`,
+    `${fmtGB(r.allowance_bytes)} of VRAM on top of the weights' share; VRAM reserve ${fmtGB(r.reserve_bytes ?? r.allowance_bytes)}`,
   ]);
   return ["## The run", "", table(["", ""], rows)].join("\n");
 }
@@ -183,16 +189,140 @@ function factsTable(m: ModelAnalysis): string {
   );
 }
 
+/** The token column's words: "equal", "differ (the program differs between its own runs too)",
+ * or a loud "differ" (a real finding, or nothing tells). */
+export function tokenWords(t: TokenVerdict, ref: string | null): string {
+  switch (t.kind) {
+    case "none":
+      return ref ? dash : "no reference";
+    case "reference":
+      return "reference";
+    case "equal":
+      return `equal (${t.compared})`;
+    case "program":
+      return `differ (the program differs between its own runs too): from the ${ordinal(t.at)} token on, ${t.compared} compared`;
+    case "finding":
+      return `**differ: a real finding**: from the ${ordinal(t.at)} token on, ${t.compared} compared, while the reference repeated without spillover was identical`;
+    case "unknown":
+      return `**differ** from the ${ordinal(t.at)} token on, ${t.compared} compared (not known whether the program differs between its own runs)`;
+  }
+}
+
 function tokensCell(r: LlmRow, ref: string | null): string {
   if (!r.ok) return dash;
-  if (r.tokensEqual === null) return ref ? "reference" : "no reference";
-  const base = r.tokensEqual
-    ? `equal (${r.tokensCompared})`
-    : `**differ** (${r.tokensCompared} compared)`;
+  const base = tokenWords(r.tokens, ref);
   const extra: string[] = [];
   if (r.logitsEqual === false) extra.push("logits differ");
   if (r.weightsIdentical === false) extra.push("**weights differ**");
   return extra.length ? `${base}; ${extra.join("; ")}` : base;
+}
+
+/** Every run whose tokens differ, with the evidence its class rests on. */
+function tokenSection(a: Analysis): string {
+  const rows = a.models.flatMap((m) =>
+    m.rows.flatMap((r) =>
+      r.tokens.kind === "program" || r.tokens.kind === "finding" || r.tokens.kind === "unknown"
+        ? [{ m, r, t: r.tokens }]
+        : [],
+    ),
+  );
+  if (rows.length === 0) return "";
+  const out = ["## Token equality", ""];
+  const findings = rows.filter((x) => x.t.kind === "finding");
+  if (findings.length) {
+    out.push(
+      `> **${findings.length} run${findings.length > 1 ? "s give" : " gives"} different tokens from the reference while the ` +
+        `reference repeated without spillover gave identical ones: ${findings.map((x) => `${x.m.id} ${x.r.label}`).join(", ")}. ` +
+        "This is a real difference to investigate, not the program's own variation.**",
+      "",
+    );
+  }
+  for (const { m, r, t } of rows) {
+    out.push(`- ${m.id}, ${r.label}: ${tokenWords(t, m.reference)}. ${capitalise(t.evidence)}.`);
+  }
+  return out.join("\n");
+}
+
+function capitalise(s: string): string {
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+function repeatLine(m: ModelAnalysis): string {
+  if (m.repeats.length === 0) return "";
+  const ref = m.baseline?.entry.metrics?.tokens ?? null;
+  return m.repeats
+    .map((rep) => {
+      if (rep.status !== "ok" || !rep.metrics) return `${rep.id}: **${rep.status}**.`;
+      if (!ref) return `${rep.id}: ran, but no reference tokens to compare with.`;
+      const n = Math.min(ref.length, rep.metrics.tokens.length);
+      const d = ref.slice(0, n).findIndex((x, i) => x !== rep.metrics?.tokens[i]);
+      const inProcess = rep.metrics.decode.runs.every((x) => x.same_tokens_as_first)
+        ? "its repetitions within the process agreed"
+        : "its repetitions within the process **differed**";
+      return d < 0
+        ? `The reference repeated without spillover in its own process (${rep.id}) gave the same tokens (${n} compared); ${inProcess}.`
+        : `The reference repeated without spillover in its own process (${rep.id}) differed from it from the ${ordinal(d)} token on (${n} compared): the program differs between its own runs; ${inProcess}.`;
+    })
+    .join(" ");
+}
+
+function placementLine(m: ModelAnalysis, r: LlmRow, p: PlacementNote): string {
+  const parts: string[] = [];
+  const host = p.hostBytes;
+  parts.push(
+    host !== null
+      ? `${fmtGB(host)} in pinned host memory at exit (peak ${fmtGB(p.hostPeak)})`
+      : "no stats record: placement unknown",
+  );
+  if (p.reserve !== null && p.requiredHost !== null) {
+    const budget = Math.max(0, p.limit - p.reserve);
+    const weights = m.facts ? fmtGB(m.facts.weight_bytes) : dash;
+    parts.push(
+      `requests over SPILLOVER_THRESHOLD (${p.threshold}) share limit − reserve = ${fmtGB(budget)} of VRAM ` +
+        `(${fmtGB(p.limit)} − ${fmtGB(p.reserve)}; the reserve serves only requests up to the threshold) against ${weights} of weights, ` +
+        (p.requiredHost === 0
+          ? `so the limit requires no weight in host memory and leaves ${fmtGB(budget - (m.facts?.weight_bytes ?? 0))} for every other request over the threshold`
+          : `so the limit requires ${fmtGB(p.requiredHost)} of weights in host memory`),
+    );
+    if (host !== null && host > p.requiredHost) {
+      parts.push(
+        `${fmtGB(host - p.requiredHost)} were in host memory beyond what the limit requires` +
+          (p.torchPeakReserved !== null && m.facts
+            ? ` (PyTorch's peak reserved memory, ${fmtGB(p.torchPeakReserved)}, is ${fmtGB(p.torchPeakReserved - m.facts.weight_bytes)} above the weights)`
+            : "") +
+          "; which allocations (weights, activations, allocator rounding) hold them is not recorded",
+      );
+    }
+  }
+  if (p.prefillSlowdown !== null && p.requiredHost === 0 && p.prefillSlowdown >= 2) {
+    parts.push(
+      `prefill at 2048 tokens ran ${p.prefillSlowdown.toFixed(1)}x slower than without spillover ` +
+        `(${fmtRate(r.prefill2048Tps)} against ${fmtRate(m.baseline?.prefill2048Tps)} tok/s); cause not established`,
+    );
+  }
+  for (const f of p.followUps) {
+    const facts: string[] = [];
+    const before = r.prefill2048Tps;
+    if (f.prefill2048Tps !== null && before !== null) {
+      const same = Math.abs(f.prefill2048Tps / before - 1) <= 0.25;
+      facts.push(
+        `prefill 2048 ${same ? "about the same" : "changed"}: ${fmtRate(f.prefill2048Tps)} tok/s against ${fmtRate(before)} here`,
+      );
+    }
+    if (f.decodeTps !== null && r.decodeTps !== null) {
+      facts.push(`decode ${fmtRate(f.decodeTps)} tok/s against ${fmtRate(r.decodeTps)} here`);
+    }
+    parts.push(
+      `a follow-up run with ${f.change}: ${facts.length ? facts.join(", ") : "no comparable figure"} (see ${citeName(f.file)})`,
+    );
+  }
+  return `- ${r.label}: ${parts.join("; ")}.`;
+}
+
+function placementSection(m: ModelAnalysis): string {
+  const lines = m.rows.flatMap((r) => (r.placement ? [placementLine(m, r, r.placement)] : []));
+  if (lines.length === 0) return "";
+  return ["Placement of the spillover runs:", "", ...lines].join("\n");
 }
 
 function resultsTable(m: ModelAnalysis): string {
@@ -446,7 +576,9 @@ function methodSection(r: BenchResults): string {
       "bit-identical weights (checked with an exact checksum of every parameter; a mismatch shows as *weights differ*). " +
       "Speed does not depend on the weights' values.",
     `- Spillover runs: \`SPILLOVER_VRAM_LIMIT\` = fraction × weight bytes + ${fmtGB(r.allowance_bytes)} and ` +
-      `\`SPILLOVER_VRAM_RESERVE\` = ${fmtGB(r.allowance_bytes)} (activations, KV cache, workspaces). ` +
+      `\`SPILLOVER_VRAM_RESERVE\` = ${fmtGB(r.reserve_bytes ?? r.allowance_bytes)}. The interposer lets only requests up to ` +
+      "`SPILLOVER_THRESHOLD` (2 MiB by default) use the reserve; larger ones, weights included, share limit − reserve, and the " +
+      "bounds take (limit − reserve) ÷ weight bytes, at most 1, as the weights' VRAM share. " +
       'accelerate runs get the same limit as `max_memory={0: limit, "cpu": ...}` through the device map ' +
       '`device_map="auto"` builds (`infer_auto_device_map` + `dispatch_model`), so accelerate may use the allowance for weights too.',
     "- Decode: greedy `generate` from a 512-token prompt; tokens/s = (N − 1) / (time for N tokens − time for 1). " +
@@ -459,7 +591,10 @@ function methodSection(r: BenchResults): string {
       "as the run without spillover did.",
     "- Token equality: each run's greedy tokens against the reference run of the same model (the run without spillover " +
       "when it ran; otherwise spillover at a 100% limit, otherwise accelerate at its largest limit); the last-position logits " +
-      "of the 512-token prefill are also compared bit for bit.",
+      "of the 512-token prefill are also compared bit for bit. A difference is *differ (the program differs between its own " +
+      "runs too)* when a run without spillover varies as well: the reference repeated in its own process (the " +
+      "`reference-repeat` workload) or a determinism record in `bench/results/runs/` (see bench/README.md); it is a " +
+      "**real finding** when the repeated reference gave identical tokens, and a plain **differ** when nothing tells.",
     "- Each workload runs in its own process; a crash, OOM or timeout is recorded with the end of its output.",
   ].join("\n");
 }
@@ -481,7 +616,7 @@ function banner(r: BenchResults): string {
 }
 
 export function renderReport(r: BenchResults, opts: RenderOptions): RenderedReport {
-  const a = analyse(r);
+  const a = analyse(r, opts.records ?? NO_RECORDS);
   const images = new Map<string, string>();
   const img = (name: string, svg: string | null, alt: string): string => {
     if (!svg) return "";
@@ -502,6 +637,8 @@ export function renderReport(r: BenchResults, opts: RenderOptions): RenderedRepo
     claimsSection(a),
     "",
   );
+  const tokens = tokenSection(a);
+  if (tokens) parts.push(tokens, "");
   const charts = [
     img(
       "bench-bound-fraction.svg",
@@ -526,12 +663,16 @@ export function renderReport(r: BenchResults, opts: RenderOptions): RenderedRepo
       );
     }
     parts.push(resultsTable(m), "");
+    const repeat = repeatLine(m);
     parts.push(
-      m.reference
+      (m.reference
         ? `Tokens compared against the ${m.reference} run (greedy decoding).`
-        : "No run completed that could serve as the token reference.",
+        : "No run completed that could serve as the token reference.") +
+        (repeat ? ` ${repeat}` : ""),
       "",
     );
+    const placement = placementSection(m);
+    if (placement) parts.push(placement, "");
   }
   const arrays = arraysSection(a);
   if (arrays) parts.push(arrays, "");

@@ -77,6 +77,21 @@ export const LlmMetricsSchema = z.object({
 });
 export type LlmMetrics = z.infer<typeof LlmMetricsSchema>;
 
+// The no-spillover reference run again, in its own process, decode only: the report compares its
+// tokens with the reference's to tell the program's own run-to-run variation from spillover's.
+export const RepeatMetricsSchema = z.object({
+  facts: ModelFactsSchema,
+  weights_checksum: z.string(),
+  build_s: seconds,
+  checksum_s: seconds,
+  decode: z.object({
+    new_tokens: z.number().int().positive(),
+    runs: z.array(z.object({ seconds: seconds, same_tokens_as_first: z.boolean() })),
+  }),
+  tokens: z.array(z.number().int()),
+});
+export type RepeatMetrics = z.infer<typeof RepeatMetricsSchema>;
+
 export const ArrayMetricsSchema = z.object({
   working_set_bytes: bytes,
   arrays: z.number().int().positive(),
@@ -175,6 +190,13 @@ const LlmEntrySchema = z.object({
   mode: z.enum(["baseline", "spillover", "accelerate"]),
   metrics: LlmMetricsSchema.nullable(),
 });
+const RepeatEntrySchema = z.object({
+  ...entryBase,
+  group: z.literal("llm-repeat"),
+  model: z.string(),
+  mode: z.literal("reference-repeat"),
+  metrics: RepeatMetricsSchema.nullable(),
+});
 const ArrayEntrySchema = z.object({
   ...entryBase,
   group: z.enum(["jax", "cupy"]),
@@ -192,12 +214,14 @@ const ProbeEntrySchema = z.object({
 
 export const WorkloadEntrySchema = z.discriminatedUnion("group", [
   LlmEntrySchema,
+  RepeatEntrySchema,
   ArrayEntrySchema,
   ProbeEntrySchema,
 ]);
 export type WorkloadEntry = z.infer<typeof WorkloadEntrySchema>;
 export type LlmEntry = z.infer<typeof LlmEntrySchema>;
 export type ArrayEntry = z.infer<typeof ArrayEntrySchema>;
+export type RepeatEntry = z.infer<typeof RepeatEntrySchema>;
 
 export const BenchResultsSchema = z.object({
   schema: z.literal("spillover-bench/1"),
@@ -230,6 +254,9 @@ export const BenchResultsSchema = z.object({
     })
     .nullable(),
   allowance_bytes: bytes,
+  /** SPILLOVER_VRAM_RESERVE of the LLM spillover runs; absent in files from before it was
+   * recorded, whose runs set the reserve to the allowance */
+  reserve_bytes: bytes.optional(),
   budget_s: seconds,
   duration_s: seconds,
   models: z.record(

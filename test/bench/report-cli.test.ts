@@ -4,6 +4,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   writeFileSync,
 } from "node:fs";
@@ -72,6 +73,42 @@ describe("bench:report", () => {
     expect(readFileSync(join(cwd, "docs/benchmarks.md"), "utf8")).toContain(
       "from bench/results/2026-11-27-h100.json",
     );
+  });
+
+  it("cites the records in bench/results/runs/ next to the results, and names a record that is not JSON", () => {
+    const { cwd, err, io } = sandbox();
+    const runs = join(cwd, "bench/results/runs");
+    mkdirSync(runs, { recursive: true });
+    const records = join(import.meta.dirname, "..", "fixtures", "bench", "records");
+    for (const n of readdirSync(records)) copyFileSync(join(records, n), join(runs, n));
+    writeFileSync(join(runs, "2026-11-27-notes.json"), "{not json");
+    const raw = rawFixture();
+    raw.fixture = false;
+    const base = (
+      raw.workloads.find((w) => w.id === "dense-20g/baseline") as {
+        metrics: { tokens: number[] };
+      }
+    ).metrics.tokens;
+    const det = JSON.parse(
+      readFileSync(join(records, "2026-11-27-h100-determinism-sample.json"), "utf8"),
+    ) as { runs: { label: string; tokens: number[] }[] };
+    const alt = det.runs.find((r) => r.label === "baseline")?.tokens as number[];
+    expect(alt.slice(0, 15)).toEqual(base.slice(0, 15));
+    (
+      raw.workloads.find((w) => w.id === "dense-20g/spillover-75") as {
+        metrics: { tokens: number[] };
+      }
+    ).metrics.tokens = alt;
+    writeFileSync(join(cwd, "bench/results/2026-11-27-h100.json"), JSON.stringify(raw));
+    expect(runBenchReport([], io)).toBe(0);
+    expect(err).toHaveLength(1);
+    expect(err[0]).toMatch(
+      /^bench:report: skipping bench\/results\/runs\/2026-11-27-notes\.json: /,
+    );
+    const md = readFileSync(join(cwd, "docs/benchmarks.md"), "utf8");
+    expect(md).toContain("runs/2026-11-27-h100-determinism-sample.json");
+    expect(md).toContain("(see runs/2026-11-27-h100-threshold-sample.json)");
+    expect(md).toContain("differ (the program differs between its own runs too)");
   });
 
   it("fails with one line for no results, bad JSON, an invalid file and an unknown flag", () => {

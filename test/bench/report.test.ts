@@ -76,7 +76,7 @@ describe("renderReport", () => {
       opts,
     );
     expect(r.markdown).toMatch(
-      /\| spillover 50% \(interposer inactive\) \|.*\*\*differ\*\* \(64 compared\)/,
+      /\| spillover 50% \(interposer inactive\) \|.*\*\*differ\*\* from the 1st token on, 64 compared/,
     );
   });
 

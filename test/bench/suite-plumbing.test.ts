@@ -67,6 +67,8 @@ describe.skipIf(!havePython())("bench/suite.py orchestration without a GPU", () 
     expect(results.git_commit).toBe("abc123");
     expect(results.bandwidth).toBeNull();
     expect(results.interposer.present).toBe(false);
+    expect(results.reserve_bytes).toBe(256 * 2 ** 20);
+    expect(results.workloads.map((w) => w.id)).toContain("dense-smoke/reference-repeat");
     expect(results.workloads.length).toBeGreaterThanOrEqual(8);
     for (const w of results.workloads) {
       expect(w.status).toBe("failed");
@@ -98,6 +100,49 @@ describe.skipIf(!havePython())("bench/suite.py orchestration without a GPU", () 
       const rest = parts.parts.flatMap((p) => p.slice(1)).sort();
       expect(rest).toEqual(parts.all.filter((id) => id !== "probe").sort());
     }
+  });
+
+  it("repeats each model's no-spillover reference once, in its own process and in the same part", () => {
+    const plan = JSON.parse(
+      py(
+        "w, _, _ = suite.plan(False)\n" +
+          'parts = {x["id"]: k for k in (1, 2, 3) for x in suite.select_part(w, k, 3) if x["id"] != "probe"}\n' +
+          'print(json.dumps([{"id": x["id"], "group": x["group"], "mode": x["mode"], "spill": x["spill"], "env": x["env"], "spec": x["spec"], "part": parts[x["id"]]} for x in w if x["group"].startswith("llm")]))',
+      ),
+    ) as {
+      id: string;
+      group: string;
+      mode: string;
+      spill: boolean;
+      env: Record<string, string>;
+      spec: Record<string, unknown>;
+      part: number;
+    }[];
+    for (const model of ["dense-8g", "dense-20g", "moe-11g"]) {
+      const reps = plan.filter((x) => x.id === `${model}/reference-repeat`);
+      expect(reps).toHaveLength(1);
+      const rep = reps[0];
+      const base = plan.find((x) => x.id === `${model}/baseline`);
+      expect(rep?.group).toBe("llm-repeat");
+      expect(rep?.spill).toBe(false);
+      expect(rep?.env).toEqual({});
+      expect(rep?.spec.mode).toBe("reference-repeat");
+      expect(rep?.spec.seed).toBe(base?.spec.seed);
+      expect(rep?.spec.ttft_prompt).toBe(base?.spec.ttft_prompt);
+      expect(rep?.part).toBe(base?.part);
+    }
+  });
+
+  it("says in the log whether the reference repeat gave the baseline's tokens", () => {
+    const out = py(
+      "def e(i, g, mode, toks, same=True):\n" +
+        '    return {"id": i, "group": g, "model": "m", "mode": mode, "status": "ok", "duration_s": 1.0, "spillover": False, "error": None, "spill_stats": None,\n' +
+        '            "metrics": {"tokens": toks, "decode": {"runs": [{"same_tokens_as_first": True}, {"same_tokens_as_first": same}]}, "prefill": {}}}\n' +
+        'print(suite.summarize([e("m/baseline", "llm", "baseline", [1, 2, 3]), e("m/reference-repeat", "llm-repeat", "reference-repeat", [1, 2, 4], False)]))',
+    );
+    expect(out).toMatch(
+      /m\/reference-repeat .*tokens vs baseline DIFFERENT: the program varies on its own \(3\) {2}in-process repeats DIFFERENT/,
+    );
   });
 
   it("merges part files into one results file the report accepts", () => {
@@ -139,7 +184,7 @@ describe.skipIf(!havePython())("bench/suite.py orchestration without a GPU", () 
     expect(err.trim().split("\n")).toHaveLength(1);
   });
 
-  it("plans VRAM limits as fraction x weight bytes + the stated allowance", () => {
+  it("plans VRAM limits as fraction x weight bytes + the allowance, with a reserve that leaves the weights' share inside limit - reserve", () => {
     const lines = execFileSync("python3", [join(root, "bench/suite.py"), "--list"], {
       encoding: "utf8",
     })
@@ -167,7 +212,12 @@ describe.skipIf(!havePython())("bench/suite.py orchestration without a GPU", () 
         Math.floor((l.fraction as number) * (weights[model] as number)) + 2 * 2 ** 30;
       expect(l.vram_limit_bytes).toBe(expected);
       expect(l.env.SPILLOVER_VRAM_LIMIT).toBe(String(expected));
-      expect(l.env.SPILLOVER_VRAM_RESERVE).toBe(String(2 * 2 ** 30));
+      // the reserve serves only requests up to SPILLOVER_THRESHOLD: the weights' share plus 1 GiB
+      // of headroom for the other large allocations must fit limit - reserve
+      expect(l.env.SPILLOVER_VRAM_RESERVE).toBe(String(2 ** 30));
+      expect(expected - Number(l.env.SPILLOVER_VRAM_RESERVE)).toBeGreaterThanOrEqual(
+        Math.floor((l.fraction as number) * (weights[model] as number)) + 2 ** 30,
+      );
     }
     // about 8 GB, about 20 GB and a 10-16 GB MoE, as the suite promises
     expect(weights["dense-8g"]).toBeGreaterThan(7e9);

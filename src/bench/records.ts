@@ -43,6 +43,8 @@ const FollowUpRunSchema = z.object({
 
 const FollowUpRecordSchema = z.object({
   runs: z.record(z.string(), FollowUpRunSchema),
+  /** What the follow-up established, in one or two sentences, when it found a cause. */
+  finding: z.string().min(1).optional(),
 });
 
 /** A suite workload run again with something changed: runs keyed "<workload id> <change>". */
@@ -52,6 +54,8 @@ export interface FollowUp {
   readonly change: string;
   readonly prefill2048Tps: number | null;
   readonly decodeTps: number | null;
+  /** The record's `finding`, shared by all its runs; null when it established no cause. */
+  readonly finding: string | null;
 }
 
 export interface Records {
@@ -86,6 +90,7 @@ export function parseRecords(raw: readonly RawRecord[]): Records {
         change: key.slice(space + 1).trim(),
         prefill2048Tps: v.prefill_2048_tok_s ?? null,
         decodeTps: v.decode_tok_s ?? null,
+        finding: f.data.finding ?? null,
       });
     }
   }

@@ -295,9 +295,13 @@ function placementLine(m: ModelAnalysis, r: LlmRow, p: PlacementNote): string {
     }
   }
   if (p.prefillSlowdown !== null && p.requiredHost === 0 && p.prefillSlowdown >= 2) {
+    const found = p.followUps.find((f) => f.finding !== null);
     parts.push(
       `prefill at 2048 tokens ran ${p.prefillSlowdown.toFixed(1)}x slower than without spillover ` +
-        `(${fmtRate(r.prefill2048Tps)} against ${fmtRate(m.baseline?.prefill2048Tps)} tok/s); cause not established`,
+        `(${fmtRate(r.prefill2048Tps)} against ${fmtRate(m.baseline?.prefill2048Tps)} tok/s); ` +
+        (found
+          ? `cause, found by a follow-up (${citeName(found.file)}): ${found.finding}`
+          : "cause not established"),
     );
   }
   for (const f of p.followUps) {

@@ -236,6 +236,28 @@ describe("placement notes", () => {
     expect(line).not.toMatch(/because|caused by|were placed in host memory/);
   });
 
+  it("states the cause when a follow-up record established one, and cites it", () => {
+    const finding = {
+      file: "bench/results/runs/2026-11-27-h100-threshold-found.json",
+      data: {
+        finding: "FIXTURE: host-backed segments were recycled for activations.",
+        runs: { "dense-8g/spillover-100 SPILLOVER_THRESHOLD=1G": { prefill_2048_tok_s: 45000 } },
+      },
+    };
+    const { markdown } = renderReport(fixture(slow100), {
+      ...opts,
+      records: parseRecords([...rawRecords(), finding]),
+    });
+    const line = markdown.split("\n").find((l) => l.startsWith("- spillover 100%:")) ?? "";
+    expect(line).toContain(
+      "cause, found by a follow-up (runs/2026-11-27-h100-threshold-found.json): FIXTURE: host-backed segments were recycled for activations.",
+    );
+    expect(line).not.toContain("cause not established");
+    expect(line).toContain(
+      "a follow-up run with SPILLOVER_THRESHOLD=1G: prefill 2048 changed: 45000 tok/s",
+    );
+  });
+
   it("says what the limit requires in host memory below 100%", () => {
     const { markdown } = renderReport(fixture(), opts);
     const dense20 = markdown.split("## dense-20g:")[1] ?? "";

@@ -524,6 +524,7 @@ function arraysSection(a: Analysis): string {
             : "**differ**",
         e.env.SPILLOVER_PINNED_LIMIT ? fmtGB(Number(e.env.SPILLOVER_PINNED_LIMIT)) : dash,
         e.spillover ? fmtGB(e.spill_stats?.pinned_peak_bytes ?? null) : dash,
+        e.spillover ? fmtGB(e.spill_stats?.program_vmm_host_bytes ?? null) : dash,
         fmtS(passes),
       ]);
     }
@@ -539,7 +540,9 @@ function arraysSection(a: Analysis): string {
       "are exact and order-independent; the float chain is compared bit for bit (XLA runs with " +
       "`--xla_gpu_deterministic_ops=true --xla_gpu_autotune_level=0` in every run). Spillover runs set " +
       "`SPILLOVER_PINNED_LIMIT` (column *pinned limit*): the interposer reports VRAM limit + pinned limit as the " +
-      "card's total memory, and XLA's default preallocation takes 75% of what is reported free.",
+      "card's total memory, and XLA's default preallocation takes 75% of what is reported free. XLA allocates " +
+      "through its own `cuMemCreate`, which spillover backs with pinned host memory past the VRAM budget: that " +
+      "memory is in the column *program VMM in host* (at the end of the run), not in the pinned pool.",
     "",
     table(
       [
@@ -551,7 +554,8 @@ function arraysSection(a: Analysis): string {
         "status",
         "results vs reference",
         "pinned limit",
-        "pinned peak",
+        "pinned pool peak",
+        "program VMM in host",
         "compute time",
       ],
       rows,

@@ -62,7 +62,22 @@ describe("renderReport", () => {
 
   it("shows the JAX and CuPy correctness table", () => {
     expect(markdown).toMatch(
-      /\| jax spillover \| XLA_PYTHON_CLIENT_PREALLOCATE=false \| 4\.29 GB \| 10\.74 GB \| 2\.5x \| ok \| identical \| 17\.18 GB \| 7\.83 GB \|/,
+      /\| jax spillover \| XLA_PYTHON_CLIENT_PREALLOCATE=false \| 4\.29 GB \| 10\.74 GB \| 2\.5x \| ok \| identical \| 17\.18 GB \| 7\.83 GB \| 0\.00 GB \|/,
+    );
+  });
+
+  it("shows the program's own VMM memory placed in host, apart from the pinned pool", () => {
+    const r = renderReport(
+      fixture((raw) => {
+        const e = entry(raw, "jax/spillover-prealloc-false");
+        e.spill_stats.pinned_peak_bytes = 0;
+        e.spill_stats.program_vmm_host_bytes = 13956546560;
+      }),
+      opts,
+    );
+    expect(r.markdown).toContain("| pinned pool peak | program VMM in host |");
+    expect(r.markdown).toMatch(
+      /\| jax spillover \| XLA_PYTHON_CLIENT_PREALLOCATE=false \|.*\| 0\.00 GB \| 13\.96 GB \|/,
     );
   });
 

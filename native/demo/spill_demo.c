@@ -29,8 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../include/cuda_abi.h"
 #include "../include/spillover_protocol.h"
-#include "../test/fake/fake_cuda_types.h"
 #include "spill_kernels_ptx.h"
 #include "spill_pattern.h"
 

@@ -10,26 +10,28 @@
 
 #include "sp.h"
 
-/* Lock held. */
-static void capacity(sp_dev *d, uint64_t *free_b, uint64_t *total_b) {
+/* The capacity the current device reports when it tiers (1), else 0: keep the driver's answer.
+** Also refreshes the stats record, which shows the free bytes last reported. */
+static int current_capacity(uint64_t *free_b, uint64_t *total_b) {
+  if (!sp_active()) return 0;
+  sp_dev *d = sp_dev_current();
+  if (!d || !d->tiering) return 0;
+  sp_lock();
   uint64_t total = sp_dev_reported_total(d), used = sp_dev_usage(d);
   *total_b = total;
   *free_b = total > used ? total - used : 0;
   d->reported_free = *free_b;
+  sp_stats_publish();
+  sp_unlock();
+  return 1;
 }
 
 SP_EXPORT CUresult cuMemGetInfo_v2(size_t *free_b, size_t *total_b) {
   sp_cuda_load();
   if (!sp_real.cuMemGetInfo_v2) return CUDA_ERROR_NOT_FOUND;
   CUresult rc = sp_real.cuMemGetInfo_v2(free_b, total_b);
-  if (rc != CUDA_SUCCESS || !sp_active()) return rc;
-  sp_dev *d = sp_dev_current();
-  if (!d || !d->tiering) return rc;
   uint64_t f, t;
-  sp_lock();
-  capacity(d, &f, &t);
-  sp_stats_publish();
-  sp_unlock();
+  if (rc != CUDA_SUCCESS || !current_capacity(&f, &t)) return rc;
   if (free_b) *free_b = (size_t)f;
   if (total_b) *total_b = (size_t)t;
   return rc;
@@ -41,13 +43,8 @@ SP_EXPORT CUresult cuMemGetInfo(unsigned int *free_b, unsigned int *total_b) {
   sp_cuda_load();
   if (!sp_real.cuMemGetInfo) return CUDA_ERROR_NOT_FOUND;
   CUresult rc = sp_real.cuMemGetInfo(free_b, total_b);
-  if (rc != CUDA_SUCCESS || !sp_active()) return rc;
-  sp_dev *d = sp_dev_current();
-  if (!d || !d->tiering) return rc;
   uint64_t f, t;
-  sp_lock();
-  capacity(d, &f, &t);
-  sp_unlock();
+  if (rc != CUDA_SUCCESS || !current_capacity(&f, &t)) return rc;
   if (free_b) *free_b = clamp32(f);
   if (total_b) *total_b = clamp32(t);
   return rc;

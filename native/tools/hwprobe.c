@@ -25,16 +25,6 @@
 #include "../include/cuda_abi.h"
 #include "hwprobe_ptx.h"
 
-typedef struct CUmod_st *CUmodule;
-typedef struct CUfunc_st *CUfunction;
-
-enum {
-  ATTR_SM_COUNT = 16,
-  ATTR_CC_MAJOR = 75,
-  ATTR_CC_MINOR = 76,
-  HOSTALLOC_DEVICEMAP = 0x02,
-};
-
 #define GB 1e9
 
 /* ---- driver entry points ------------------------------------------------------------------ */
@@ -454,9 +444,9 @@ int main(int argc, char **argv) {
   if ((r = cu.DeviceGet(&dev, devno)) || (r = cu.DeviceGetName(name, sizeof name, dev)) || (r = cu.DeviceTotalMem(&total, dev)) ||
       (r = cu.PrimaryCtxRetain(&ctx, dev)) || (r = cu.CtxSetCurrent(ctx)))
     return json_fail("error", 1, "device %d setup failed: %s (%d)", devno, errstr(r), r);
-  cu.DeviceGetAttribute(&sm_count, ATTR_SM_COUNT, dev);
-  cu.DeviceGetAttribute(&ccmaj, ATTR_CC_MAJOR, dev);
-  cu.DeviceGetAttribute(&ccmin, ATTR_CC_MINOR, dev);
+  cu.DeviceGetAttribute(&sm_count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev);
+  cu.DeviceGetAttribute(&ccmaj, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev);
+  cu.DeviceGetAttribute(&ccmin, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev);
   cu.DeviceGetPCIBusId(busid, sizeof busid, dev);
   if ((r = cu.ModuleLoadData(&mod, hwprobe_ptx)) || (r = cu.ModuleGetFunction(&kread, mod, "hwprobe_read")))
     return json_fail("error", 1, "cannot load the read kernel (PTX for sm_90, needs a CUDA 13 driver): %s (%d)", errstr(r), r);
@@ -479,7 +469,7 @@ int main(int argc, char **argv) {
   vram = time_read(dbuf, bytes, 5);
   if (vram < 0) snprintf(errs[1], sizeof errs[1], "%s", gpu_err);
   cu.MemFreeHost(host);
-  if (cu.MemHostAlloc(&mapped, bytes, HOSTALLOC_DEVICEMAP) == CUDA_SUCCESS && cu.MemHostGetDevicePointer(&dmapped, mapped, 0) == CUDA_SUCCESS) {
+  if (cu.MemHostAlloc(&mapped, bytes, CU_MEMHOSTALLOC_DEVICEMAP) == CUDA_SUCCESS && cu.MemHostGetDevicePointer(&dmapped, mapped, 0) == CUDA_SUCCESS) {
     memset(mapped, 0x3c, bytes);
     zc = time_read(dmapped, bytes, 3);
     if (zc < 0) snprintf(errs[2], sizeof errs[2], "%s", gpu_err);

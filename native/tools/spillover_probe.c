@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef int CUresult;
-typedef int CUdevice;
+#include "../include/cuda_abi.h"
+
 typedef CUresult (*cuInit_t)(unsigned);
 typedef CUresult (*cuDriverGetVersion_t)(int *);
 typedef CUresult (*cuDeviceGetCount_t)(int *);
@@ -21,14 +21,6 @@ typedef CUresult (*cuDeviceGet_t)(CUdevice *, int);
 typedef CUresult (*cuDeviceGetAttribute_t)(int *, int, CUdevice);
 typedef CUresult (*cuDeviceGetName_t)(char *, int, CUdevice);
 typedef CUresult (*cuDeviceTotalMem_t)(size_t *, CUdevice);
-
-enum {
-  ATTR_VMM = 102,               /* CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED */
-  ATTR_HOST_NUMA_ID = 134,      /* CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID */
-  ATTR_HOST_NUMA_VMM = 141,     /* CU_DEVICE_ATTRIBUTE_HOST_NUMA_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED */
-  ATTR_CC_MAJOR = 75,
-  ATTR_CC_MINOR = 76,
-};
 
 static void json_str(const char *s) {
   putchar('"');
@@ -95,11 +87,11 @@ int main(int argc, char **argv) {
       char name[256] = "";
       size_t total = 0;
       devGet(&d, i);
-      if (getAttr(&vmm, ATTR_VMM, d) != 0) vmm = -1;
-      if (getAttr(&numa_id, ATTR_HOST_NUMA_ID, d) != 0) numa_id = -2;
-      if (getAttr(&numa_vmm, ATTR_HOST_NUMA_VMM, d) != 0) numa_vmm = -1;
-      getAttr(&ccmaj, ATTR_CC_MAJOR, d);
-      getAttr(&ccmin, ATTR_CC_MINOR, d);
+      if (getAttr(&vmm, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, d) != 0) vmm = -1;
+      if (getAttr(&numa_id, CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID, d) != 0) numa_id = -2;
+      if (getAttr(&numa_vmm, CU_DEVICE_ATTRIBUTE_HOST_NUMA_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, d) != 0) numa_vmm = -1;
+      getAttr(&ccmaj, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, d);
+      getAttr(&ccmin, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, d);
       if (getName) getName(name, sizeof name, d);
       if (totalMem) totalMem(&total, d);
       printf("%s{\"index\":%d,\"name\":", i ? "," : "", i);

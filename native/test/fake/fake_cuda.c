@@ -43,7 +43,7 @@
 #include <unistd.h>
 
 #include "../../demo/spill_pattern.h"
-#include "fake_cuda_types.h"
+#include "fake_cuda.h"
 
 #define EXPORT __attribute__((visibility("default")))
 #define GRANULARITY ((size_t)2 << 20)

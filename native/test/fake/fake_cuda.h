@@ -8,7 +8,10 @@
 
 #include <stddef.h>
 
-#include "fake_cuda_types.h"
+#include "../../include/cuda_abi.h"
+
+/* Version this fake claims to be (cuDriverGetVersion). */
+#define FAKE_CUDA_DRIVER_VERSION 13000
 
 /* Where the page holding p lives: 1 = VMM page on a DEVICE handle, 2 = VMM page on a HOST /
 ** HOST_NUMA handle, 0 = reserved-but-unmapped VA or cuMemAlloc device memory, 3 = memory from

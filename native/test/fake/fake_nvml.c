@@ -5,8 +5,7 @@
 ** loaded (dlopen RTLD_NOLOAD + fakecuda_vram_used), so that the capacities NVML and the driver
 ** report agree, as the real pair do. Without the fake libcuda loaded, used memory is 0.
 **
-** Layouts and return codes follow nvml.h (NVML 12.x/13.x): nvmlMemory_t, nvmlMemory_v2_t,
-** nvmlPciInfo_t, nvmlProcessInfo_t (v2 layout, used by the _v3 process query).
+** Layouts and return codes come from native/include/cuda_abi.h (copied from nvml.h).
 */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -15,48 +14,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../include/cuda_abi.h"
+
 #define EXPORT __attribute__((visibility("default")))
 #define MAX_DEVICES 16
 
-typedef int nvmlReturn_t;
-enum {
-  NVML_SUCCESS = 0,
-  NVML_ERROR_UNINITIALIZED = 1,
-  NVML_ERROR_INVALID_ARGUMENT = 2,
-  NVML_ERROR_NOT_SUPPORTED = 3,
-  NVML_ERROR_INSUFFICIENT_SIZE = 7,
-  NVML_ERROR_LIB_RM_VERSION_MISMATCH = 18,
-  NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25,
-  NVML_ERROR_UNKNOWN = 999,
-};
-
-typedef struct nvmlDevice_st {
+/* The handle the fake hands out: an index into g_dev. */
+struct nvmlDevice_st {
   int index;
-} *nvmlDevice_t;
-
-typedef struct {
-  unsigned long long total, free, used;
-} nvmlMemory_t;
-
-typedef struct {
-  unsigned int version;
-  unsigned long long total, reserved, free, used;
-} nvmlMemory_v2_t;
-
-#define NVML_STRUCT_VERSION(size, ver) ((unsigned int)(size) | ((unsigned int)(ver) << 24U))
-#define nvmlMemory_v2 NVML_STRUCT_VERSION(sizeof(nvmlMemory_v2_t), 2)
-
-typedef struct {
-  char busIdLegacy[16];
-  unsigned int domain, bus, device, pciDeviceId, pciSubSystemId;
-  char busId[32];
-} nvmlPciInfo_t;
-
-typedef struct {
-  unsigned int pid;
-  unsigned long long usedGpuMemory;
-  unsigned int gpuInstanceId, computeInstanceId;
-} nvmlProcessInfo_t;
+};
 
 static int g_init_count;
 static int g_devices = 1;

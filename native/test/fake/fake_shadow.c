@@ -3,7 +3,7 @@
 ** few driver names that return CUDA_ERROR_UNKNOWN; the fake's cuGetProcAddress table and internal
 ** calls must still reach the fake's own functions (the real driver's are not interposable either).
 */
-#include "fake_cuda_types.h"
+#include "../../include/cuda_abi.h"
 
 #define EXPORT __attribute__((visibility("default")))
 

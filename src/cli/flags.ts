@@ -83,7 +83,11 @@ export function parseSize(raw: string): number | undefined {
 export const FLAGS = {
   json: { spelling: "--json", description: "print machine-readable JSON" },
   verbose: { spelling: "-v, --verbose", description: "log what spillover does to stderr" },
-  config: { spelling: "--config <file>", description: "read configuration from this TOML file" },
+  config: {
+    spelling: "--config <file>",
+    description: "read configuration from this TOML file",
+    parse: (raw: string): string => raw,
+  },
   vramLimit: {
     spelling: "--vram-limit <size|NN%>",
     description: "VRAM budget per GPU (e.g. 8G, or 90% of the card); the rest spills to pinned RAM",

@@ -6,7 +6,7 @@ import { jsonLogger } from "../../broker/log.js";
 import { SYSTEM_SOCKET, userSocketPath } from "../../broker/paths.js";
 import { loadConfig } from "../../config/load.js";
 import { defineCommand } from "../command.js";
-import { configPath, uid } from "./shared.js";
+import { uid } from "./shared.js";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
 
@@ -27,7 +27,7 @@ export const brokerCommand = defineCommand({
   async run({ flags, io }) {
     const config = await loadConfig({
       env: io.env,
-      configFile: configPath(flags.config),
+      configFile: flags.config,
       flags: {
         socket: flags.socket,
         host_reserve: flags.hostReserve,

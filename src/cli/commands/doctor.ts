@@ -9,7 +9,7 @@ import { loadConfig } from "../../config/load.js";
 import { queryGpus } from "../../gpu/nvidia-smi.js";
 import { defineCommand } from "../command.js";
 import { type DoctorInputs, type ProbeOutput, runChecks } from "./doctor-checks.js";
-import { configPath, table, uid } from "./shared.js";
+import { table, uid } from "./shared.js";
 
 function exec(
   cmd: string,
@@ -87,7 +87,7 @@ export const doctorCommand = defineCommand({
   async run({ flags, io }) {
     const config = await loadConfig({
       env: io.env,
-      configFile: configPath(flags.config),
+      configFile: flags.config,
       flags: { socket: flags.socket },
     });
     const results = await runChecks(machineInputs(io.env, config.socket));

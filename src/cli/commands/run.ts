@@ -10,7 +10,6 @@ import { findLibrary } from "../../config/library.js";
 import { loadConfig } from "../../config/load.js";
 import { SpilloverError } from "../../util/errors.js";
 import { defineCommand } from "../command.js";
-import { configPath } from "./shared.js";
 
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
@@ -38,7 +37,7 @@ export const runCommand = defineCommand({
     }
     const config = await loadConfig({
       env: io.env,
-      configFile: configPath(flags.config),
+      configFile: flags.config,
       flags: {
         vram_limit: flags.vramLimit,
         vram_reserve: flags.vramReserve,

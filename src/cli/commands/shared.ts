@@ -1,10 +1,5 @@
 // Small helpers the run/status/top/doctor/broker commands share.
 
-/** --config is declared without a parser in FLAGS (typed boolean); it always carries a path. */
-export function configPath(v: unknown): string | undefined {
-  return typeof v === "string" ? v : undefined;
-}
-
 export function uid(): number {
   return process.getuid?.() ?? 0;
 }

@@ -8,7 +8,7 @@ import type { BrokerStatus } from "../../broker/status.js";
 import { formatBytes } from "../../broker/view.js";
 import { loadConfig } from "../../config/load.js";
 import { defineCommand } from "../command.js";
-import { configPath, table, uid } from "./shared.js";
+import { table, uid } from "./shared.js";
 
 export interface StatusSources {
   readonly env: NodeJS.ProcessEnv;
@@ -115,7 +115,7 @@ export const statusCommand = defineCommand({
   async run({ flags, io }) {
     const config = await loadConfig({
       env: io.env,
-      configFile: configPath(flags.config),
+      configFile: flags.config,
       flags: { socket: flags.socket },
     });
     const s = await collectStatus({

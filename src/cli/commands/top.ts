@@ -4,7 +4,6 @@
 import { sampleMemory } from "../../broker/pressure.js";
 import { loadConfig } from "../../config/load.js";
 import { type CommandIO, defineCommand } from "../command.js";
-import { configPath } from "./shared.js";
 import { collectStatus } from "./status.js";
 import { renderFrame, type TopState } from "./top-frame.js";
 
@@ -31,7 +30,7 @@ export const topCommand = defineCommand({
   async run({ flags, io }) {
     const config = await loadConfig({
       env: io.env,
-      configFile: configPath(flags.config),
+      configFile: flags.config,
       flags: { socket: flags.socket },
     });
     const get = () => state(io.env, config.socket, config.stats_dir);

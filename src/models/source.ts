@@ -26,6 +26,25 @@ export function modelError(path: string, problem: string): SpilloverError {
   return new SpilloverError("ERR_MODEL", `${clean(path, 300)}: ${clean(problem, 400)}`);
 }
 
+/** Throws the reader's one-line error unless [offset, offset + length) lies inside the file. */
+function checkRange(
+  path: string,
+  size: number,
+  offset: number,
+  length: number,
+  what: string,
+): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw modelError(path, `corrupt header: bad offset or length while reading ${what}`);
+  }
+  if (offset + length > size) {
+    throw modelError(
+      path,
+      `truncated or corrupt: ${what} needs bytes ${offset}..${offset + length} but the file has ${size}`,
+    );
+  }
+}
+
 class FileSource implements ByteSource {
   bytesRead = 0;
   maxEnd = 0;
@@ -36,20 +55,7 @@ class FileSource implements ByteSource {
   ) {}
 
   async read(offset: number, length: number, what: string): Promise<Uint8Array> {
-    if (
-      !Number.isSafeInteger(offset) ||
-      !Number.isSafeInteger(length) ||
-      offset < 0 ||
-      length < 0
-    ) {
-      throw modelError(this.path, `corrupt header: bad offset or length while reading ${what}`);
-    }
-    if (offset + length > this.size) {
-      throw modelError(
-        this.path,
-        `truncated or corrupt: ${what} needs bytes ${offset}..${offset + length} but the file has ${this.size}`,
-      );
-    }
+    checkRange(this.path, this.size, offset, length, what);
     const buf = new Uint8Array(length);
     let done = 0;
     while (done < length) {
@@ -79,20 +85,7 @@ export class MemorySource implements ByteSource {
     this.size = bytes.length;
   }
   async read(offset: number, length: number, what: string): Promise<Uint8Array> {
-    if (
-      !Number.isSafeInteger(offset) ||
-      !Number.isSafeInteger(length) ||
-      offset < 0 ||
-      length < 0
-    ) {
-      throw modelError(this.path, `corrupt header: bad offset or length while reading ${what}`);
-    }
-    if (offset + length > this.size) {
-      throw modelError(
-        this.path,
-        `truncated or corrupt: ${what} needs bytes ${offset}..${offset + length} but the file has ${this.size}`,
-      );
-    }
+    checkRange(this.path, this.size, offset, length, what);
     this.bytesRead += length;
     this.maxEnd = Math.max(this.maxEnd, offset + length);
     return this.bytes.subarray(offset, offset + length);

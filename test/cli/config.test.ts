@@ -4,10 +4,9 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { main } from "../../src/cli/main.js";
 import { loadConfig } from "../../src/config/load.js";
+import { runCli } from "../helpers/cli.js";
 
 function tmp(files: Record<string, string>): string {
   const d = mkdtempSync(join(tmpdir(), "spillover-cfg-"));
@@ -15,25 +14,8 @@ function tmp(files: Record<string, string>): string {
   return d;
 }
 
-async function cli(argv: string[], env: NodeJS.ProcessEnv = {}) {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let o = "";
-  let e = "";
-  out.on("data", (d: Buffer) => {
-    o += d.toString();
-  });
-  err.on("data", (d: Buffer) => {
-    e += d.toString();
-  });
-  const code = await main(argv, {
-    stdout: out,
-    stderr: err,
-    stdin: new PassThrough(),
-    env: { PATH: process.env.PATH, HOME: "/nonexistent", ...env },
-    cwd: process.cwd(),
-  });
-  return { code, out: o, err: e };
+function cli(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  return runCli(argv, { PATH: process.env.PATH, ...env });
 }
 
 describe("config precedence", () => {

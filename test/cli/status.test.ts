@@ -4,13 +4,12 @@
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
 import type { BrokerStatus } from "../../src/broker/status.js";
 import { collectStatus, renderStatus } from "../../src/cli/commands/status.js";
-import { main } from "../../src/cli/main.js";
 import { readStatsFile } from "../../src/protocol/stats.js";
 import { ROOT, startTestBroker } from "../broker/helpers.js";
+import { runCli } from "../helpers/cli.js";
 
 const FIXTURE = join(ROOT, "test/fixtures/protocol/stats.bin");
 const uid = process.getuid?.() ?? 0;
@@ -31,25 +30,8 @@ function statsDir(): string {
   return d;
 }
 
-async function cli(argv: string[], env: NodeJS.ProcessEnv) {
-  const out = new PassThrough();
-  const err = new PassThrough();
-  let o = "";
-  let e = "";
-  out.on("data", (d: Buffer) => {
-    o += d.toString();
-  });
-  err.on("data", (d: Buffer) => {
-    e += d.toString();
-  });
-  const code = await main(argv, {
-    stdout: out,
-    stderr: err,
-    stdin: new PassThrough(),
-    env: { HOME: "/nonexistent", ...env },
-    cwd: process.cwd(),
-  });
-  return { code, out: o, err: e };
+function cli(argv: string[], env: NodeJS.ProcessEnv) {
+  return runCli(argv, env);
 }
 
 describe("spillover status", () => {

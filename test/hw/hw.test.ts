@@ -17,7 +17,7 @@ import {
 } from "../../src/hw/profile.js";
 import { findGpu, GPUS, parseLink, parseRamBw } from "../../src/hw/table.js";
 import { SpilloverError } from "../../src/util/errors.js";
-import { ROOT, runCli } from "../plan/cli.js";
+import { ROOT, runCli } from "../helpers/cli.js";
 
 const FIX = join(import.meta.dirname, "fixtures");
 // hwprobe's own output on the H100 machine, 2026-11-27 (bench/results/runs/2026-11-27-h100-hwprobe.json).

@@ -21,7 +21,7 @@ import {
   type Workload,
 } from "../../src/plan/strategies.js";
 import { zeroCopyGemmFactor } from "../../src/plan/zero-copy.js";
-import { runCli } from "./cli.js";
+import { runCli } from "../helpers/cli.js";
 
 const FIX = join(import.meta.dirname, "../fixtures/models");
 const GiB = 2 ** 30;

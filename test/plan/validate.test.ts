@@ -22,7 +22,7 @@ import {
   validateResults,
 } from "../../src/plan/validate.js";
 import { formatValidation } from "../../src/plan/validate-format.js";
-import { ROOT, runCli } from "./cli.js";
+import { ROOT, runCli } from "../helpers/cli.js";
 
 const RESULTS_PATH = "bench/results/2026-11-27-h100-80gb-hbm3.json";
 const PROFILE_PATH = "bench/results/runs/2026-11-27-h100-hw-profile.json";

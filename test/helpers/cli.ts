@@ -1,4 +1,4 @@
-// Runs the CLI in-process with captured output, for the plan and bench hw tests.
+// Runs the CLI in-process with captured output: what every CLI test uses.
 
 import { join } from "node:path";
 import { PassThrough } from "node:stream";

@@ -235,33 +235,34 @@ static CUresult fill(CUdeviceptr p, uint64_t bytes, uint64_t seed, uint64_t base
   return cu.cuLaunchKernel(k_fill, g_blocks, 1, 1, k_threads, 1, 1, 0, NULL, args, NULL);
 }
 
-/* Counts words of [p, p+bytes) that differ from the pattern; UINT64_MAX on a CUDA error. */
-static uint64_t verify(CUdeviceptr p, uint64_t bytes, uint64_t seed, uint64_t base) {
-  unsigned long long n = bytes / 8, s = seed, b = base, bad = 0;
-  CUdeviceptr c = g_counter;
-  void *args[] = {&p, &n, &s, &b, &c};
+/* Runs a counting kernel (its last argument is the device counter) and returns the count;
+** UINT64_MAX on a CUDA error. */
+static uint64_t count_mismatches(CUfunction k, void **args, const char *what) {
+  unsigned long long bad = 0;
   CUresult rc = cu.cuMemsetD32(g_counter, 0, 2);
-  if (rc == CUDA_SUCCESS) rc = cu.cuLaunchKernel(k_verify, g_blocks, 1, 1, k_threads, 1, 1, 0, NULL, args, NULL);
+  if (rc == CUDA_SUCCESS) rc = cu.cuLaunchKernel(k, g_blocks, 1, 1, k_threads, 1, 1, 0, NULL, args, NULL);
   if (rc == CUDA_SUCCESS) rc = cu.cuMemcpyDtoH(&bad, g_counter, 8);
   if (rc != CUDA_SUCCESS) {
-    fprintf(stderr, "spill_demo: verify kernel failed: %s\n", errname(rc));
+    fprintf(stderr, "spill_demo: %s kernel failed: %s\n", what, errname(rc));
     return UINT64_MAX;
   }
   return bad;
 }
 
+/* Counts words of [p, p+bytes) that differ from the pattern; UINT64_MAX on a CUDA error. */
+static uint64_t verify(CUdeviceptr p, uint64_t bytes, uint64_t seed, uint64_t base) {
+  unsigned long long n = bytes / 8, s = seed, b = base;
+  CUdeviceptr c = g_counter;
+  void *args[] = {&p, &n, &s, &b, &c};
+  return count_mismatches(k_verify, args, "verify");
+}
+
+/* Counts words of [p, p+bytes) that differ from `value`; UINT64_MAX on a CUDA error. */
 static uint64_t verify_const(CUdeviceptr p, uint64_t bytes, uint64_t value) {
-  unsigned long long n = bytes / 8, v = value, bad = 0;
+  unsigned long long n = bytes / 8, v = value;
   CUdeviceptr c = g_counter;
   void *args[] = {&p, &n, &v, &c};
-  CUresult rc = cu.cuMemsetD32(g_counter, 0, 2);
-  if (rc == CUDA_SUCCESS) rc = cu.cuLaunchKernel(k_verify_const, g_blocks, 1, 1, k_threads, 1, 1, 0, NULL, args, NULL);
-  if (rc == CUDA_SUCCESS) rc = cu.cuMemcpyDtoH(&bad, g_counter, 8);
-  if (rc != CUDA_SUCCESS) {
-    fprintf(stderr, "spill_demo: verify_const kernel failed: %s\n", errname(rc));
-    return UINT64_MAX;
-  }
-  return bad;
+  return count_mismatches(k_verify_const, args, "verify_const");
 }
 
 static CUresult read_kernel(CUdeviceptr p, uint64_t bytes, CUstream s) {

@@ -69,6 +69,18 @@ def parse_args():
     return json.loads(a.spec), a.out
 
 
+def array_shape(spec):
+    """The JAX and CuPy chains' arrays: (count, MiB each, rows, cols) of uint32, rows a multiple
+    of cols so the matrix-vector passes tile evenly."""
+    n_arr = int(spec.get("arrays", 40))
+    mib = int(spec.get("array_mib", 256))
+    cols = int(spec.get("cols", 4096))
+    rows = mib * (1 << 20) // 4 // cols
+    if rows % cols:
+        raise ValueError(f"array_mib={mib} with cols={cols} gives {rows} rows, not a multiple of cols")
+    return n_arr, mib, rows, cols
+
+
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 

@@ -21,12 +21,7 @@ def main(spec):
     import cupy as cp
     import numpy as np
 
-    n_arr = int(spec.get("arrays", 40))
-    mib = int(spec.get("array_mib", 256))
-    cols = int(spec.get("cols", 4096))
-    rows = mib * (1 << 20) // 4 // cols
-    if rows % cols:
-        raise ValueError(f"array_mib={mib} with cols={cols} gives {rows} rows, not a multiple of cols")
+    n_arr, mib, rows, cols = common.array_shape(spec)
     fill = cp.ElementwiseKernel("uint64 salt", "uint32 y", _FILL, "spillover_fill")
     common.log(f"cupy {cp.__version__}; {n_arr} x {mib} MiB")
 

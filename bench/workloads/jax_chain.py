@@ -18,12 +18,7 @@ def main(spec):
     import jax.numpy as jnp
     import numpy as np
 
-    n_arr = int(spec.get("arrays", 40))
-    mib = int(spec.get("array_mib", 256))
-    cols = int(spec.get("cols", 4096))
-    rows = mib * (1 << 20) // 4 // cols
-    if rows % cols:
-        raise ValueError(f"array_mib={mib} with cols={cols} gives {rows} rows, not a multiple of cols")
+    n_arr, mib, rows, cols = common.array_shape(spec)
     seed = int(spec.get("seed", 0))
     dev = jax.devices()[0]
     common.log(f"jax {jax.__version__} on {dev}; {n_arr} x {mib} MiB")

@@ -169,6 +169,53 @@ def repeat_decode(torch, model, config, spec, metrics):
     return metrics
 
 
+def weight_placement(model):
+    """Where the weights are now, asked of the driver page by page (2 MiB): a spillover page's VMM
+    handle says VRAM or host; the driver's own memory (cuMemAlloc) has no handle and is VRAM. With
+    migration (placement that follows use) this changes during a run, so it is sampled after
+    prefill and after decode. None without libcuda's VMM queries."""
+    import ctypes
+    try:
+        cu = ctypes.CDLL("libcuda.so.1")
+        retain, props, release = (cu.cuMemRetainAllocationHandle, cu.cuMemGetAllocationPropertiesFromHandle,
+                                  cu.cuMemRelease)
+    except (OSError, AttributeError):
+        return None
+    retain.argtypes = [ctypes.POINTER(ctypes.c_ulonglong), ctypes.c_void_p]
+    props.argtypes = [ctypes.c_void_p, ctypes.c_ulonglong]
+    release.argtypes = [ctypes.c_ulonglong]
+    page = 2 << 20
+    where = {}  # page address -> True when in host memory
+    host = vram = 0
+    prop = (ctypes.c_ubyte * 64)()
+    for prm in model.parameters():
+        if not prm.is_cuda:  # offloaded by accelerate: host memory
+            host += prm.numel() * prm.element_size()
+            continue
+        start = prm.data_ptr()
+        end = start + prm.numel() * prm.element_size()
+        at = start
+        while at < end:
+            base = at - at % page
+            if base not in where:
+                h = ctypes.c_ulonglong(0)
+                in_host = False
+                if retain(ctypes.byref(h), ctypes.c_void_p(base)) == 0:
+                    ctypes.memset(prop, 0, 64)
+                    if props(prop, h.value) == 0:
+                        loc_type = int.from_bytes(bytes(prop[8:12]), "little")  # CUmemAllocationProp.location.type
+                        in_host = loc_type != 1  # CU_MEM_LOCATION_TYPE_DEVICE
+                    release(h.value)
+                where[base] = in_host
+            n = min(end, base + page) - at
+            if where[base]:
+                host += n
+            else:
+                vram += n
+            at += n
+    return {"weights_host_bytes": host, "weights_vram_bytes": vram}
+
+
 def main(spec):
     import torch
     import transformers
@@ -238,6 +285,7 @@ def main(spec):
             del last["out"]
             common.log(f"prefill {n}: {n / t:.1f} tok/s")
 
+        metrics["placement"] = {"after_prefill": weight_placement(model)}
         prompt = ids[:, :ttft_len]
         mask = torch.ones_like(prompt)
 
@@ -272,6 +320,8 @@ def main(spec):
                              "tokens_per_s": tps[len(tps) // 2] if len(tps) % 2 else round(sum(tps) / len(tps), 3),
                              "runs": runs}
         metrics["tokens"] = tokens
+        metrics["placement"]["after_decode"] = weight_placement(model)
+        common.log(f"placement of the weights: {metrics['placement']}")
         common.log(f"decode {n_new} tokens: {metrics['decode']['tokens_per_s']} tok/s, ttft {t1:.3f} s")
 
     free, total = torch.cuda.mem_get_info()

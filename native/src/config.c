@@ -105,6 +105,11 @@ int sp_config_parse(sp_config *c) {
     if (strcmp(v, "0") && strcmp(v, "1")) return bad("SPILLOVER_KEEP_STATS", v, "a switch (use 1 or 0)");
     c->keep_stats = v[0] == '1';
   }
+  c->migrate = 1;
+  if ((v = getenv("SPILLOVER_MIGRATE")) && *v) {
+    if (strcmp(v, "0") && strcmp(v, "1")) return bad("SPILLOVER_MIGRATE", v, "a switch (use 1 or 0)");
+    c->migrate = v[0] == '1';
+  }
   if ((v = getenv("SPILLOVER_BROKER")) && *v) {
     if (strcmp(v, "auto") && strcmp(v, "off")) return bad("SPILLOVER_BROKER", v, "a broker mode (use auto or off)");
     c->broker_off = v[0] == 'o';

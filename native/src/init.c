@@ -56,6 +56,7 @@ static void after_fork_child(void) {
   sp_table_forget_all();
   sp_npending = 0;
   sp_stats_after_fork();
+  sp_migrate_after_fork();
   if (sp_g.broker) sp_broker_after_fork();
   sp_g.broker = 0;
   sp_g.broker_tried = 0;
@@ -66,6 +67,9 @@ static void after_fork_child(void) {
   sp_g.alloc_calls = sp_g.free_calls = sp_g.tiered_allocs = sp_g.passthrough_allocs = 0;
   sp_g.oom_returned = sp_g.pages_vram = sp_g.pages_pinned = sp_g.pool_grows = 0;
   sp_g.lease_denials = sp_g.bad_args = sp_g.largest_alloc = 0;
+  sp_g.pages_promoted = sp_g.pages_demoted = sp_g.migrate_passes = sp_g.migrate_ns = 0;
+  sp_g.launches_scanned = sp_g.launches_unscannable = 0;
+  sp_g.tiered_lo = sp_g.tiered_hi = 0;
   sp_g.start_ns = sp_now_ns();
 }
 

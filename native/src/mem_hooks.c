@@ -183,7 +183,7 @@ SP_EXPORT CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t 
 
 /* --------------------------------------------------------------------------------------------- */
 
-static void sync_ctx(CUcontext ctx) {
+void sp_sync_ctx(CUcontext ctx) {
   CUcontext cur = NULL, popped;
   if (sp_real.cuCtxGetCurrent) sp_real.cuCtxGetCurrent(&cur);
   if (ctx && cur != ctx && sp_real.cuCtxPushCurrent_v2 && sp_real.cuCtxPushCurrent_v2(ctx) == CUDA_SUCCESS) {
@@ -260,7 +260,7 @@ static CUresult do_free(CUdeviceptr p, int async, CUstream s, int ptsz) {
   }
   CUcontext ctx = r->ctx;
   sp_unlock();
-  sync_ctx(ctx); /* no kernel may still read the pages we are about to unmap */
+  sp_sync_ctx(ctx); /* no kernel may still read the pages we are about to unmap */
   sp_lock();
   sp_tiered_release(r);
   sp_stats_publish();

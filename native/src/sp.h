@@ -64,6 +64,7 @@ typedef struct sp_config {
   uint64_t threshold;
   int broker_off;
   int keep_stats;
+  int migrate; /* SPILLOVER_MIGRATE: placement follows use (migrate.c); default on */
   char stats_dir[512];
   char libcuda[512];
   char libnvml[512];
@@ -120,10 +121,12 @@ typedef struct sp_state {
   uint64_t vmm_host_total; /* all devices: program cuMemCreate redirected to host */
   sp_dev dev[SP_MAX_DEV];
   uint64_t next_buffer_id;
+  CUdeviceptr tiered_lo, tiered_hi; /* every tiered range ever made lies inside (launch scan) */
   uint64_t start_ns;
   /* counters (mirrored into the stats record) */
   uint64_t alloc_calls, free_calls, tiered_allocs, passthrough_allocs, oom_returned;
   uint64_t pages_vram, pages_pinned, pool_grows, lease_denials, bad_args, largest_alloc;
+  uint64_t pages_promoted, pages_demoted, migrate_passes, migrate_ns, launches_scanned, launches_unscannable;
 } sp_state;
 
 extern sp_state sp_g;
@@ -149,9 +152,12 @@ typedef struct sp_rec {
   int dying; /* tiered: freed, pages not yet released (waiting on an event or a sync) */
   CUcontext ctx;
   uint64_t buffer_id;
-  uint32_t npages, nvram; /* pages [0, nvram) are VRAM, the rest pinned host */
+  uint32_t npages, nvram; /* nvram pages are VRAM, the rest pinned host; in_host[i] says which */
   CUevent event;          /* cuMemFreeAsync: release once it completes */
   CUmemGenericAllocationHandle *pages;
+  uint8_t *in_host;  /* per page: 1 pinned host, 0 VRAM (starts as VRAM head, host tail) */
+  uint32_t uses;     /* launches that named the range, halved every migration pass */
+  uint64_t use_seq;  /* the last launch counted, so one launch counts once */
 } sp_rec;
 
 int sp_table_insert(sp_rec *r);
@@ -175,6 +181,14 @@ void sp_tiered_release(sp_rec *r); /* lock held; unmaps, returns pages, frees th
 void sp_reap(int wait);            /* lock held; release finished deferred frees */
 int sp_pending_count(void);
 extern int sp_npending; /* records waiting on a cuMemFreeAsync event */
+
+/* ---- placement that follows use (migrate.c, launch_hooks.c) ------------------------------- */
+void sp_fence_enter(void); /* a fenced entry point enqueues: no page changes backing meanwhile */
+void sp_fence_leave(void);
+int sp_use_note(CUfunction f, void **params, void **extra); /* count the launch; 1: run a pass */
+void sp_migrate_pass(void);                                 /* no locks held */
+void sp_migrate_after_fork(void);
+void sp_sync_ctx(CUcontext ctx); /* cuCtxSynchronize on ctx (pushed if not current) */
 
 /* ---- stats (stats.c) ---------------------------------------------------------------------- */
 void sp_stats_open(void);    /* lock held */

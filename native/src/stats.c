@@ -111,6 +111,7 @@ void sp_stats_publish(void) {
   s->pages_vram = sp_g.pages_vram;
   s->pages_pinned = sp_g.pages_pinned;
   s->pool_grows = sp_g.pool_grows;
+  s->migrations = sp_g.pages_promoted + sp_g.pages_demoted;
   s->lease_denials = sp_g.lease_denials;
   s->bad_args = sp_g.bad_args;
   s->largest_alloc = sp_g.largest_alloc;

@@ -14,9 +14,15 @@
 static void unmap_pages(sp_rec *r, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
     sp_real.cuMemUnmap(r->va + (CUdeviceptr)i * SP_PAGE, SP_PAGE);
-    sp_pool *p = i < r->nvram ? &sp_g.dev[r->dev].vram_pool : &sp_g.pinned_pool;
+    sp_pool *p = r->in_host[i] ? &sp_g.pinned_pool : &sp_g.dev[r->dev].vram_pool;
     sp_pool_put(p, r->pages[i]); /* slots were reserved when the page was taken */
   }
+}
+
+static void free_rec(sp_rec *r) {
+  free(r->in_host);
+  free(r->pages);
+  free(r);
 }
 
 static CUresult set_access(sp_rec *r) {
@@ -55,7 +61,8 @@ CUresult sp_tiered_alloc(sp_dev *d, uint64_t size, int may_use_reserve, int vram
       return CUDA_ERROR_OUT_OF_MEMORY;
     }
     sp_rec *r = calloc(1, sizeof(*r));
-    if (!r || !(r->pages = calloc(npages, sizeof(*r->pages)))) {
+    if (!r || !(r->pages = calloc(npages, sizeof(*r->pages))) || !(r->in_host = calloc(npages, 1))) {
+      if (r) free(r->pages);
       free(r);
       return CUDA_ERROR_OUT_OF_MEMORY;
     }
@@ -67,8 +74,7 @@ CUresult sp_tiered_alloc(sp_dev *d, uint64_t size, int may_use_reserve, int vram
     if (sp_pool_reserve_slots(&d->vram_pool, (size_t)npages) ||
         sp_pool_reserve_slots(&sp_g.pinned_pool, (size_t)npages) ||
         sp_real.cuMemAddressReserve(&r->va, r->span, SP_PAGE, 0, 0) != CUDA_SUCCESS) {
-      free(r->pages);
-      free(r);
+      free_rec(r);
       return CUDA_ERROR_OUT_OF_MEMORY;
     }
     /* Take pages: VRAM first (pool, then new), pinned for the rest. A refused VRAM create turns
@@ -81,6 +87,7 @@ CUresult sp_tiered_alloc(sp_dev *d, uint64_t size, int may_use_reserve, int vram
       d->vram_pool.total++;
     }
     r->nvram = got;
+    memset(r->in_host + got, 1, npages - got);
     for (uint32_t i = got; i < npages; i++) {
       if (sp_pool_take(&sp_g.pinned_pool, &r->pages[i]) == 0) continue;
       if (sp_pinned_grow(1) == 0 || sp_pool_take(&sp_g.pinned_pool, &r->pages[i]) != 0) {
@@ -88,8 +95,7 @@ CUresult sp_tiered_alloc(sp_dev *d, uint64_t size, int may_use_reserve, int vram
         for (uint32_t j = 0; j < i; j++)
           sp_pool_put(j < r->nvram ? &d->vram_pool : &sp_g.pinned_pool, r->pages[j]);
         sp_real.cuMemAddressFree(r->va, r->span);
-        free(r->pages);
-        free(r);
+        free_rec(r);
         return CUDA_ERROR_OUT_OF_MEMORY;
       }
     }
@@ -104,8 +110,7 @@ CUresult sp_tiered_alloc(sp_dev *d, uint64_t size, int may_use_reserve, int vram
       for (uint32_t j = mapped; j < npages; j++)
         sp_pool_put(j < r->nvram ? &d->vram_pool : &sp_g.pinned_pool, r->pages[j]);
       sp_real.cuMemAddressFree(r->va, r->span);
-      free(r->pages);
-      free(r);
+      free_rec(r);
       sp_log(SP_LOG_WARN, "mapping a tiered range failed (CUresult %d)", rc);
       return rc;
     }
@@ -114,12 +119,13 @@ CUresult sp_tiered_alloc(sp_dev *d, uint64_t size, int may_use_reserve, int vram
     if (sp_table_insert(r)) {
       unmap_pages(r, (uint32_t)npages);
       sp_real.cuMemAddressFree(r->va, r->span);
-      free(r->pages);
-      free(r);
+      free_rec(r);
       return CUDA_ERROR_OUT_OF_MEMORY;
     }
     d->tier_bytes[0] += (uint64_t)r->nvram * SP_PAGE;
     d->tier_bytes[1] += (uint64_t)(npages - r->nvram) * SP_PAGE;
+    if (!sp_g.tiered_hi || r->va < sp_g.tiered_lo) __atomic_store_n(&sp_g.tiered_lo, r->va, __ATOMIC_RELAXED);
+    if (r->va + r->span > sp_g.tiered_hi) __atomic_store_n(&sp_g.tiered_hi, r->va + r->span, __ATOMIC_RELEASE);
     sp_g.pages_vram += r->nvram;
     sp_g.pages_pinned += npages - r->nvram;
     sp_g.tiered_allocs++;
@@ -144,8 +150,7 @@ void sp_tiered_release(sp_rec *r) {
     sp_npending--;
   }
   sp_table_remove(r);
-  free(r->pages);
-  free(r);
+  free_rec(r);
   sp_pinned_trim_to_cap();
 }
 

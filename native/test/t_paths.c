@@ -68,8 +68,11 @@ static int bootstrap(void) {
   /* per-thread and legacy variants are different hooks */
   CHECK(get(gpa, "cuMemAllocAsync", 11020, 0) != get(gpa, "cuMemAllocAsync", 11020, 2), "ptsz collapsed");
   /* not ours: the driver's own pointer, unchanged */
-  void *launch = get(gpa, "cuLaunchKernel", 4000, 0);
-  CHECK(!t_is_hook(launch) && launch == dlsym(lib, "cuLaunchKernel"), "cuLaunchKernel was substituted");
+  void *getfn = get(gpa, "cuModuleGetFunction", 4000, 0);
+  CHECK(!t_is_hook(getfn) && getfn == dlsym(lib, "cuModuleGetFunction"), "cuModuleGetFunction was substituted");
+  /* the launches are hooked (migrate.c scans them), per-thread variant included */
+  CHECK(t_is_hook(get(gpa, "cuLaunchKernel", 4000, 0)) && t_is_hook(get(gpa, "cuLaunchKernel", 7000, 2)),
+        "cuLaunchKernel is not routed to the hook");
   void *et = NULL;
   CUdriverProcAddressQueryResult st = -1;
   CU(gpa("cuGetExportTable", &et, 3000, 0, &st));
@@ -114,8 +117,8 @@ static int dlsym_paths(void) {
                          "cuMemGetInfo_v2", "cuDeviceTotalMem_v2", "cuMemCreate", "cuGetProcAddress"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     CHECK(dlsym(lib, names[i]) == hook(names[i]), "dlsym(libcuda, %s) is not the hook", names[i]);
-  void *launch = dlsym(lib, "cuLaunchKernel");
-  CHECK(launch && !t_is_hook(launch), "dlsym(libcuda, cuLaunchKernel) should be the driver's");
+  void *getfn = dlsym(lib, "cuModuleGetFunction");
+  CHECK(getfn && !t_is_hook(getfn), "dlsym(libcuda, cuModuleGetFunction) should be the driver's");
   /* PLT: the program's own reference (linked with -lcuda) binds to the hook */
   CHECK(t_is_hook((void *)&cuMemAlloc_v2), "PLT cuMemAlloc_v2 is not the hook");
   CHECK(t_is_hook((void *)&cuMemGetInfo_v2), "PLT cuMemGetInfo_v2 is not the hook");

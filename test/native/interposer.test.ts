@@ -112,6 +112,18 @@ describe("tiered allocations", () => {
     expectOk(run("t_tiers", ["vmm"]), "ok vmm");
   });
 
+  test("a host range that launches keep naming moves into the VRAM reserve; an unnamed one stays", () => {
+    expectOk(run("t_migrate", ["promote"]), "ok promote");
+  });
+
+  test("VRAM full: an unused range's VRAM pages go to host so a hot range can move in, bytes kept", () => {
+    expectOk(run("t_migrate", ["evict"]), "ok evict");
+  });
+
+  test("SPILLOVER_MIGRATE=0: the same launches move nothing", () => {
+    expectOk(run("t_migrate", ["off"], { SPILLOVER_MIGRATE: "0" }), "ok off");
+  });
+
   test("16 threads allocating and freeing at once lose and share no page", () => {
     expectOk(run("t_threads", []), "ok threads");
   });

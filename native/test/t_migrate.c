@@ -1,0 +1,153 @@
+/*
+** t_migrate.c: placement that follows use (native/src/migrate.c). Run with the interposer test
+** budget (SPILLOVER_VRAM_LIMIT=64M SPILLOVER_VRAM_RESERVE=16M) against the fake driver, whose
+** kernels run on the CPU and fault on unmapped pages:
+**  promote  a range placed in host memory after the budget filled, named by thousands of launches
+**           (kernelParams and `extra` both), moves into the VRAM reserve; a range no launch names
+**           stays in host memory; every byte of both is unchanged (verified by kernels)
+**  evict    VRAM full (reserve spent on small allocations): the VRAM pages of a range no launch
+**           names go to host memory so a hot range can move in; both keep their bytes
+**  off      SPILLOVER_MIGRATE=0: the same launches move nothing
+*/
+#include "../demo/spill_pattern.h"
+#include "t_common.h"
+
+CUresult cuModuleLoadData(CUmodule *, const void *);
+CUresult cuModuleGetFunction(CUfunction *, CUmodule, const char *);
+CUresult cuLaunchKernel(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
+                        void **, void **);
+
+static t_location_fn loc;
+static CUfunction k_fill, k_verify;
+static CUdeviceptr bad_counter; /* 2 MiB of the driver's memory (small: may use the reserve) */
+
+static void kernels(void) {
+  CUmodule m;
+  CU(cuModuleLoadData(&m, "fake image"));
+  CU(cuModuleGetFunction(&k_fill, m, SPILL_KERNEL_FILL));
+  CU(cuModuleGetFunction(&k_verify, m, SPILL_KERNEL_VERIFY));
+  CU(cuMemAlloc_v2(&bad_counter, 2 * MiB));
+  CU(cuMemsetD8_v2(bad_counter, 0, 8));
+}
+
+static void fill(CUdeviceptr p, size_t bytes, unsigned long long seed) {
+  unsigned long long n = bytes / 8, off = 0;
+  void *args[] = {&p, &n, &seed, &off};
+  CU(cuLaunchKernel(k_fill, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL));
+}
+
+/* One verify launch over `bytes` of p; with `extra`, the arguments go as one packed buffer. */
+static void verify_launch(CUdeviceptr p, size_t bytes, unsigned long long seed, int extra) {
+  unsigned long long n = bytes / 8, off = 0;
+  if (!extra) {
+    void *args[] = {&p, &n, &seed, &off, &bad_counter};
+    CU(cuLaunchKernel(k_verify, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL));
+    return;
+  }
+  unsigned long long buf[5] = {p, n, seed, off, bad_counter};
+  size_t size = sizeof(buf);
+  void *ex[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, buf, CU_LAUNCH_PARAM_BUFFER_SIZE, &size, CU_LAUNCH_PARAM_END};
+  CU(cuLaunchKernel(k_verify, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, ex));
+}
+
+static unsigned long long bad_words(void) {
+  unsigned long long bad = 0;
+  CU(cuMemcpyDtoH_v2(&bad, bad_counter, sizeof(bad)));
+  return bad;
+}
+
+static int pages_in(CUdeviceptr p, size_t bytes, int where) {
+  int n = 0;
+  for (size_t i = 0; i < bytes / PAGE; i++) n += loc(p + i * PAGE) == where;
+  return n;
+}
+
+static sp_stats stats(void) {
+  sp_stats s;
+  CHECK(t_read_stats(getpid(), &s) == 0, "cannot read stats");
+  return s;
+}
+
+/* Name `hot` in `launches` cheap launches (a few words each), alternating the two argument forms. */
+static void use(CUdeviceptr hot, unsigned long long seed, int launches) {
+  for (int i = 0; i < launches; i++) verify_launch(hot, 64, seed, i & 1);
+}
+
+static int promote(int expect_moves) {
+  kernels();
+  CUdeviceptr weights, hot, cold;
+  CU(cuMemAlloc_v2(&weights, 46 * MiB)); /* with the counter, fills limit - reserve: the driver's memory */
+  CU(cuMemAlloc_v2(&hot, 8 * MiB));      /* past the budget: host pages */
+  CU(cuMemAlloc_v2(&cold, 8 * MiB));
+  CHECK(pages_in(hot, 8 * MiB, 2) == 4 && pages_in(cold, 8 * MiB, 2) == 4, "setup: not in host memory");
+  fill(hot, 8 * MiB, 11);
+  fill(cold, 8 * MiB, 22);
+  use(hot, 11, 5000);
+  CHECK(bad_words() == 0, "the cheap launches saw wrong words");
+  sp_stats s = stats();
+  if (expect_moves) {
+    CHECK(pages_in(hot, 8 * MiB, 1) == 4, "hot range: %d of 4 pages in VRAM", pages_in(hot, 8 * MiB, 1));
+    CHECK(pages_in(cold, 8 * MiB, 2) == 4, "cold range moved");
+    CHECK(s.migrations == 4, "migrations %llu, want 4", (unsigned long long)s.migrations);
+    CHECK(s.gpu[0].tier_bytes[0] == 8 * MiB && s.gpu[0].tier_bytes[1] == 8 * MiB, "tier bytes %llu/%llu",
+          (unsigned long long)s.gpu[0].tier_bytes[0], (unsigned long long)s.gpu[0].tier_bytes[1]);
+  } else {
+    CHECK(pages_in(hot, 8 * MiB, 2) == 4 && s.migrations == 0, "SPILLOVER_MIGRATE=0 moved pages");
+  }
+  verify_launch(hot, 8 * MiB, 11, 0);
+  verify_launch(cold, 8 * MiB, 22, 0);
+  CHECK(bad_words() == 0, "%llu words changed", bad_words());
+  unsigned char *back = malloc(8 * MiB);
+  CU(cuMemcpyDtoH_v2(back, hot, 8 * MiB));
+  unsigned long long w;
+  memcpy(&w, back + 5 * MiB, 8);
+  CHECK(w == spill_pattern(11, 5 * MiB / 8), "copy after migration reads another word");
+  free(back);
+  CU(cuMemFree_v2(hot));
+  CU(cuMemFree_v2(cold));
+  CU(cuMemFree_v2(weights));
+  s = stats();
+  CHECK(s.gpu[0].tier_bytes[0] == 0 && s.gpu[0].tier_bytes[1] == 0, "tier bytes left after frees");
+  printf("ok %s\n", expect_moves ? "promote" : "off");
+  return 0;
+}
+
+static int evict(void) {
+  kernels(); /* bad_counter: 2M of the reserve */
+  CUdeviceptr weights, warm, hot, small[8];
+  CU(cuMemAlloc_v2(&weights, 38 * MiB)); /* + the 2M counter */
+  CU(cuMemAlloc_v2(&warm, 16 * MiB)); /* 8M of budget left: 4 VRAM pages + 4 host pages */
+  CHECK(pages_in(warm, 16 * MiB, 1) == 4, "setup: warm has %d VRAM pages", pages_in(warm, 16 * MiB, 1));
+  for (int i = 0; i < 8; i++) CU(cuMemAlloc_v2(&small[i], 2 * MiB)); /* the rest of the reserve */
+  CU(cuMemAlloc_v2(&hot, 8 * MiB));
+  CHECK(pages_in(hot, 8 * MiB, 2) == 4, "setup: hot not in host memory");
+  fill(warm, 16 * MiB, 33);
+  fill(hot, 8 * MiB, 44);
+  use(hot, 44, 5000);
+  CHECK(pages_in(hot, 8 * MiB, 1) == 4, "hot range: %d of 4 pages in VRAM", pages_in(hot, 8 * MiB, 1));
+  CHECK(pages_in(warm, 16 * MiB, 2) == 8, "the unused range kept %d VRAM pages", pages_in(warm, 16 * MiB, 1));
+  sp_stats s = stats();
+  CHECK(s.migrations == 8, "migrations %llu, want 4 out + 4 in", (unsigned long long)s.migrations);
+  CHECK(s.gpu[0].tier_bytes[0] == 8 * MiB && s.gpu[0].tier_bytes[1] == 16 * MiB, "tier bytes %llu/%llu",
+        (unsigned long long)s.gpu[0].tier_bytes[0], (unsigned long long)s.gpu[0].tier_bytes[1]);
+  verify_launch(warm, 16 * MiB, 33, 0);
+  verify_launch(hot, 8 * MiB, 44, 0);
+  CHECK(bad_words() == 0, "%llu words changed", bad_words());
+  for (int i = 0; i < 8; i++) CU(cuMemFree_v2(small[i]));
+  CU(cuMemFree_v2(hot));
+  CU(cuMemFree_v2(warm));
+  CU(cuMemFree_v2(weights));
+  printf("ok evict\n");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *s = argc > 1 ? argv[1] : "";
+  loc = t_location();
+  t_setup();
+  if (!strcmp(s, "promote")) return promote(1);
+  if (!strcmp(s, "off")) return promote(0);
+  if (!strcmp(s, "evict")) return evict();
+  fprintf(stderr, "usage: t_migrate promote|evict|off\n");
+  return 2;
+}

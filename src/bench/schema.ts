@@ -59,6 +59,8 @@ const OffloadSchema = z.object({
   setup_s: seconds,
 });
 
+const WeightPlacementSchema = z.object({ weights_host_bytes: bytes, weights_vram_bytes: bytes });
+
 export const LlmMetricsSchema = z.object({
   facts: ModelFactsSchema,
   weights_checksum: z.string(),
@@ -74,6 +76,14 @@ export const LlmMetricsSchema = z.object({
   torch_max_reserved_bytes: bytes,
   reported_vram_total_bytes: bytes,
   reported_vram_free_bytes: bytes,
+  // Where the weights were (asked of the driver page by page), sampled after prefill and after
+  // decode: with migration the placement changes during a run. Absent in results before it.
+  placement: z
+    .object({
+      after_prefill: WeightPlacementSchema.nullable().optional(),
+      after_decode: WeightPlacementSchema.nullable().optional(),
+    })
+    .optional(),
 });
 export type LlmMetrics = z.infer<typeof LlmMetricsSchema>;
 

@@ -12,7 +12,7 @@ function placementCell(r: ValidationRow): string {
   if (p.source === "vram") return "all in VRAM";
   const w = (p.hostWeightBytes / GB).toFixed(2);
   if (p.source === "limit") return `limit: ${w} GB w`;
-  return `measured: ${w} GB w + ${(p.hostOtherBytes / GB).toFixed(2)} other`;
+  return `${p.source}: ${w} GB w + ${(p.hostOtherBytes / GB).toFixed(2)} other`;
 }
 
 function overheadCell(r: ValidationRow): string {

@@ -38,8 +38,11 @@ export interface ProgramProps {
 export const DEFAULT_PROGRAM: ProgramProps = { expertReads: "routed" };
 
 export interface Placement {
-  /** "vram": no-spillover run; "limit": derived from the VRAM limit; "measured": spill_stats. */
-  readonly source: "vram" | "limit" | "measured";
+  /**
+   * "vram": no-spillover run; "limit": derived from the VRAM limit; "sampled": the weights'
+   * placement asked of the driver during the run; "measured": inferred from the stats record.
+   */
+  readonly source: "vram" | "limit" | "sampled" | "measured";
   readonly hostWeightBytes: number;
   /** Pinned bytes that are not weights (activations, workspaces, caches): measured only. */
   readonly hostOtherBytes: number;
@@ -143,15 +146,26 @@ function machineFrom(r: BenchResults, profile: HwProfile | undefined, f: Machine
 }
 
 /**
- * Where a spillover run's bytes were, from its stats record. The suite builds the weights before
- * anything else and the interposer places first come, first served, so the device tier holds the
- * head of the weights; weights beyond it are in pinned memory, and pinned bytes beyond those are
- * the later, non-weight allocations. Null when the record lacks the per-tier fields.
+ * Where a spillover run's bytes were during `phase`. Newer results sample the weights' placement
+ * from the driver after prefill and after decode (the interposer migrates pages by use, so it
+ * changes during a run); pinned bytes beyond those weights (the stats record's, at exit) are the
+ * non-weight allocations. Older results only have the stats record: the suite builds the weights
+ * before anything else and placement was first come, first served, so the device tier held the
+ * head of the weights and the weights beyond it were in pinned memory. Null when neither exists.
  */
-export function measuredPlacement(w: LlmEntry, weightBytes: number): Placement | null {
+export function measuredPlacement(
+  w: LlmEntry,
+  weightBytes: number,
+  phase: "prefill" | "decode",
+): Placement | null {
   const s = w.spill_stats;
-  if (!s || s.tier_pinned_bytes === undefined || s.passthrough_bytes === undefined) return null;
-  const pinned = s.tier_pinned_bytes;
+  const pinned = s?.tier_pinned_bytes;
+  const sampled = w.metrics?.placement?.[phase === "prefill" ? "after_prefill" : "after_decode"];
+  if (sampled) {
+    const host = sampled.weights_host_bytes;
+    return { source: "sampled", hostWeightBytes: host, hostOtherBytes: Math.max(0, (pinned ?? host) - host) };
+  }
+  if (!s || pinned === undefined || s.passthrough_bytes === undefined) return null;
   const device = s.passthrough_bytes + (s.tier_vram_bytes ?? 0);
   const hostWeightBytes = Math.min(pinned, Math.max(0, weightBytes - device));
   return { source: "measured", hostWeightBytes, hostOtherBytes: pinned - hostWeightBytes };
@@ -379,9 +393,13 @@ function rowsFor(
     hostWeightBytes: Math.min(W, limitHost),
     hostOtherBytes: 0,
   };
-  const placement = isBase ? limitPlacement : (measuredPlacement(w, W) ?? limitPlacement);
+  const placed = (phase: "prefill" | "decode") =>
+    isBase ? limitPlacement : (measuredPlacement(w, W, phase) ?? limitPlacement);
+  const prefillPlacement = placed("prefill");
+  const placement = placed("decode");
   // The planner's own prediction never knows the program: routed experts, its own overhead.
   const planner = gpuTimes(e, model, limitPlacement.hostWeightBytes, p.prompts, DEFAULT_PROGRAM);
+  const calPrefill = gpuTimes(e, model, prefillPlacement.hostWeightBytes, p.prompts, program);
   const cal = gpuTimes(e, model, placement.hostWeightBytes, p.prompts, program);
   const base = baselines.get(w.model);
   const overheadSource = base
@@ -393,7 +411,6 @@ function rowsFor(
     moe: a.isMoe,
     mode: w.mode,
     fraction: w.fraction,
-    placement,
   };
   const rows: ValidationRow[] = [];
   for (const pf of Object.values(metrics.prefill)) {
@@ -401,13 +418,13 @@ function rowsFor(
     const measuredS = T / pf.tokens_per_s;
     const predicted = T / (planner.prefillS.get(T) ?? Number.POSITIVE_INFINITY);
     const overheadS = base?.prefillOverheadS.get(T) ?? 0;
-    const calS = (cal.prefillS.get(T) ?? 0) + overheadS;
+    const calS = (calPrefill.prefillS.get(T) ?? 0) + overheadS;
     const calibrated = T / calS;
     const calErr = err(calibrated, pf.tokens_per_s);
     const verdict = verdictOf(isBase, calErr);
     let reason: string | null = null;
     if (verdict === "calibration") {
-      const gpuS = cal.prefillS.get(T) ?? 0;
+      const gpuS = calPrefill.prefillS.get(T) ?? 0;
       const times = Object.values(metrics.prefill)
         .map((x) => `${x.tokens} tokens ${ms(x.tokens / x.tokens_per_s)}`)
         .join(", ");
@@ -423,7 +440,7 @@ function rowsFor(
         T,
         measuredS,
         calS,
-        placement,
+        prefillPlacement,
         base,
         noWeight.get(w.model),
         e.zc,
@@ -431,6 +448,7 @@ function rowsFor(
     }
     rows.push({
       ...common,
+      placement: prefillPlacement,
       metric: `prefill ${T}`,
       measured: pf.tokens_per_s,
       predicted,
@@ -495,6 +513,7 @@ function rowsFor(
   }
   rows.push({
     ...common,
+    placement,
     metric: "decode",
     measured,
     predicted,
@@ -526,7 +545,7 @@ function prefillMissReason(
 ): string {
   const gap = measuredS - predictedS;
   const head = `measured ${sec(measuredS)} per forward against ${sec(predictedS)} predicted (${gap >= 0 ? "+" : ""}${sec(gap)})`;
-  if (placement.source !== "measured" || placement.hostOtherBytes <= 0) {
+  if (placement.source === "vram" || placement.source === "limit" || placement.hostOtherBytes <= 0) {
     return `${head}; weights read zero-copy are re-read ${zeroCopyGemmFactor(T).toFixed(1)}x by ${T}-token GEMMs in the model, the measurement differs by ${(measuredS / predictedS).toFixed(1)}x`;
   }
   const other = `${gb(placement.hostOtherBytes)} of non-weight allocations (activations, workspaces) were in pinned memory, which the model does not charge`;

@@ -23,11 +23,11 @@ import type { HwProfile } from "../hw/profile.js";
 import { findGpu } from "../hw/table.js";
 import { analyzeModel, type ModelAnalysis } from "../models/analyze.js";
 import { archFromHfConfig, hfConfigSchema, tensorsFromHfConfig } from "../models/hf-config.js";
-import type { ModelDescription } from "../models/types.js";
+import type { ModelDescription, TensorEntry } from "../models/types.js";
 import { SpilloverError } from "../util/errors.js";
 import * as E from "./efficiency.js";
 import { type Env, makeEnv, touched } from "./strategies.js";
-import { zeroCopyGemmFactor } from "./zero-copy.js";
+import { zeroCopyGemmFactor, zeroCopyGemmFactorForShape } from "./zero-copy.js";
 
 /** What the program does that its model file does not say. */
 export interface ProgramProps {
@@ -163,7 +163,11 @@ export function measuredPlacement(
   const sampled = w.metrics?.placement?.[phase === "prefill" ? "after_prefill" : "after_decode"];
   if (sampled) {
     const host = sampled.weights_host_bytes;
-    return { source: "sampled", hostWeightBytes: host, hostOtherBytes: Math.max(0, (pinned ?? host) - host) };
+    return {
+      source: "sampled",
+      hostWeightBytes: host,
+      hostOtherBytes: Math.max(0, (pinned ?? host) - host),
+    };
   }
   if (!s || pinned === undefined || s.passthrough_bytes === undefined) return null;
   const device = s.passthrough_bytes + (s.tier_vram_bytes ?? 0);
@@ -171,17 +175,63 @@ export function measuredPlacement(
   return { source: "measured", hostWeightBytes, hostOtherBytes: pinned - hostWeightBytes };
 }
 
-/** Host-resident and total weight bytes a forward of `tokens` tokens reads, first-come placement. */
+/**
+ * How many passes over a host-resident tensor a forward of `tokens` tokens makes (the zero-copy
+ * GEMM re-read factor of its shape, zero-copy.ts). The suite's program keeps only the last
+ * position's logits (the head runs at M = 1); each routed expert sees tokens x used / experts rows;
+ * an embedding is a gather of rows (counted by hostRead), read once.
+ */
+function passes(a: ModelAnalysis, t: TensorEntry, tokens: number): number {
+  const {
+    hidden: h,
+    heads,
+    headDim,
+    kvHeads,
+    vocab,
+    experts,
+    expertsUsed,
+    expertFfnHidden,
+    ffnHidden,
+  } = a.arch;
+  const zc = zeroCopyGemmFactorForShape;
+  switch (t.role) {
+    case "embedding":
+      return 1;
+    case "output":
+      return zc(1, vocab, h);
+    case "experts": {
+      const m = Math.max(1, Math.round((tokens * expertsUsed) / Math.max(1, experts)));
+      return (2 / 3) * zc(m, 2 * expertFfnHidden, h) + (1 / 3) * zc(m, h, expertFfnHidden);
+    }
+    case "ffn":
+      return (2 / 3) * zc(tokens, ffnHidden, h) + (1 / 3) * zc(tokens, h, ffnHidden);
+    case "attention": {
+      const kv = (kvHeads[t.layer ?? 0] ?? heads) * headDim;
+      if (/[kv]_proj/.test(t.name)) return zc(tokens, kv, h);
+      return /o_proj/.test(t.name)
+        ? zc(tokens, h, heads * headDim)
+        : zc(tokens, heads * headDim, h);
+    }
+    default:
+      return zeroCopyGemmFactor(tokens);
+  }
+}
+
+/**
+ * Host-resident and total weight bytes a forward of `tokens` tokens reads, first-come placement
+ * (the tail of the allocation order is in host memory), and the host bytes times their passes.
+ */
 export function hostRead(
   a: ModelAnalysis,
   m: ModelDescription,
   hostBytes: number,
   tokens: number,
   program: ProgramProps,
-): { host: number; all: number } {
+): { host: number; all: number; hostPassBytes: number } {
   let left = hostBytes;
   let host = 0;
   let all = 0;
+  let hostPassBytes = 0;
   const frac = program.expertReads === "all" ? 1 : touched(a, tokens);
   for (let i = m.tensors.length - 1; i >= 0; i--) {
     const t = m.tensors[i];
@@ -196,10 +246,11 @@ export function hostRead(
     if (left > 0) {
       const share = Math.min(1, left / t.bytes);
       host += read * share;
+      hostPassBytes += read * share * passes(a, t, tokens);
       left -= t.bytes;
     }
   }
-  return { host, all };
+  return { host, all, hostPassBytes };
 }
 
 /** GPU-side seconds (no program overhead) for one decode step and one prefill forward per prompt length. */
@@ -208,6 +259,8 @@ interface GpuTimes {
   readonly decodeHostBytes: number;
   readonly decodeResidentS: number;
   readonly prefillS: Map<number, number>;
+  /** Passes over the host weights per prefill forward (their shapes' zero-copy GEMM factors). */
+  readonly prefillPasses: Map<number, number>;
 }
 
 function gpuTimes(
@@ -219,12 +272,14 @@ function gpuTimes(
 ): GpuTimes {
   const a = e.a;
   const prefillS = new Map<number, number>();
+  const prefillPasses = new Map<number, number>();
   for (const T of prompts) {
     const r = hostRead(a, m, hostWeightBytes, T, program);
+    prefillPasses.set(T, r.host > 0 ? r.hostPassBytes / r.host : 1);
     const flops =
       T * (a.flopsPerToken + 4 * a.arch.layers * a.arch.heads * a.arch.headDim * (T / 2));
     const resTime = Math.max((r.all - r.host) / e.gpuReadBw, flops / e.gpuFlops);
-    prefillS.set(T, resTime + (r.host / e.zc) * zeroCopyGemmFactor(T));
+    prefillS.set(T, resTime + r.hostPassBytes / e.zc);
   }
   const d = hostRead(a, m, hostWeightBytes, 1, program);
   const decodeResidentS = (d.all - d.host + e.kvReadPerStep) / e.gpuBw;
@@ -233,6 +288,7 @@ function gpuTimes(
     decodeHostBytes: d.host,
     decodeResidentS,
     prefillS,
+    prefillPasses,
   };
 }
 
@@ -352,7 +408,7 @@ export function validateResults(
   const noWeight = new Map<string, NoWeightRun>();
   for (const p of prepared) {
     if (p.w.mode === "baseline" || !p.w.metrics) continue;
-    const pl = measuredPlacement(p.w, p.e.a.totalBytes);
+    const pl = measuredPlacement(p.w, p.e.a.totalBytes, "prefill");
     if (!pl || pl.hostWeightBytes > 0.01 * p.e.a.totalBytes) continue;
     const prev = noWeight.get(p.w.model);
     if (prev && prev.hostOtherBytes <= pl.hostOtherBytes) continue;
@@ -444,6 +500,7 @@ function rowsFor(
         base,
         noWeight.get(w.model),
         e.zc,
+        calPrefill.prefillPasses.get(T) ?? 1,
       );
     }
     rows.push({
@@ -488,7 +545,11 @@ function rowsFor(
       range && range[1] > 1.5 * range[0]
         ? ` (${gb(impliedBy(range[1]))} to ${gb(impliedBy(range[0]))} with the overhead of the baseline's slowest and fastest run, ${ms(range[1])} and ${ms(range[0])})`
         : "";
-    if (verdict === "miss" || a.isMoe) {
+    if (verdict === "miss" && placement.hostWeightBytes <= 0 && base) {
+      parts.push(
+        `no weights in host: the prediction is the no-spillover run's ${ms(base.decodeStepS)} per token; this process took ${ms(1 / measured)}: the program's own variation between processes, not the link`,
+      );
+    } else if (verdict === "miss" || a.isMoe) {
       parts.push(
         `measured ${ms(1 / measured)} per token less the ${ms(overheadS)} overhead and ${ms(cal.decodeResidentS)} of VRAM reads implies ${gb(implied)} read from host per token at ${(e.zc / GB).toFixed(1)} GB/s${spread}; the model reads ${gb(cal.decodeHostBytes)} of the ${gb(placement.hostWeightBytes)} of weights in host`,
       );
@@ -542,11 +603,23 @@ function prefillMissReason(
   base: Baseline | undefined,
   ref: NoWeightRun | undefined,
   zc: number,
+  passes: number,
 ): string {
   const gap = measuredS - predictedS;
   const head = `measured ${sec(measuredS)} per forward against ${sec(predictedS)} predicted (${gap >= 0 ? "+" : ""}${sec(gap)})`;
-  if (placement.source === "vram" || placement.source === "limit" || placement.hostOtherBytes <= 0) {
-    return `${head}; weights read zero-copy are re-read ${zeroCopyGemmFactor(T).toFixed(1)}x by ${T}-token GEMMs in the model, the measurement differs by ${(measuredS / predictedS).toFixed(1)}x`;
+  if (
+    placement.source !== "vram" &&
+    placement.source !== "limit" &&
+    placement.hostWeightBytes <= 0
+  ) {
+    return `${head}; no weights in host: the prediction is the no-spillover run's own time, so the difference is the program's variation between processes${placement.hostOtherBytes > 0 ? ` (or the ${gb(placement.hostOtherBytes)} of other allocations in pinned memory)` : ""}`;
+  }
+  if (
+    placement.source === "vram" ||
+    placement.source === "limit" ||
+    placement.hostOtherBytes <= 0
+  ) {
+    return `${head}; the model re-reads the host weights ${passes.toFixed(1)}x at ${T} tokens (the zero-copy GEMM factors of their shapes), the measurement differs by ${(measuredS / predictedS).toFixed(1)}x`;
   }
   const other = `${gb(placement.hostOtherBytes)} of non-weight allocations (activations, workspaces) were in pinned memory, which the model does not charge`;
   const baseS = base?.prefillS.get(T);
@@ -560,7 +633,7 @@ function prefillMissReason(
     const rest = gap - loss;
     const factor =
       linkS > 0 && rest > 0
-        ? `; the rest (${sec(rest)}) would mean the ${T}-token GEMMs re-read the ${gb(placement.hostWeightBytes)} of host weights ${((linkS * zeroCopyGemmFactor(T) + rest) / linkS).toFixed(1)}x, not the ${zeroCopyGemmFactor(T).toFixed(1)}x measured for one bf16 GEMM alone`
+        ? `; the rest (${sec(rest)}) would mean the ${T}-token GEMMs re-read the ${gb(placement.hostWeightBytes)} of host weights ${((linkS * passes + rest) / linkS).toFixed(1)}x, not the ${passes.toFixed(1)}x measured for GEMMs of their shapes`
         : "";
     return `${head}; ${other}: the ${ref.id} run (no weights in host, ${gb(ref.hostOtherBytes)} other) lost ${sec(loss)} against no spillover at ${T} tokens, ${((loss / Math.max(gap, 1e-9)) * 100).toFixed(0)}% of this gap${factor}`;
   }

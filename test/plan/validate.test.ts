@@ -22,6 +22,7 @@ import {
   validateResults,
 } from "../../src/plan/validate.js";
 import { formatValidation } from "../../src/plan/validate-format.js";
+import { zeroCopyGemmFactor, zeroCopyGemmFactorForShape } from "../../src/plan/zero-copy.js";
 import { ROOT, runCli } from "../helpers/cli.js";
 
 const RESULTS_PATH = "bench/results/2026-11-27-h100-80gb-hbm3.json";
@@ -66,7 +67,7 @@ describe("measured placement", () => {
       throw new Error("record lacks tiers");
     const W = analyzeModel(suiteModel("dense-20g")).totalBytes;
     expect(W).toBe(20474193920); // the suite's own weight_bytes for this model
-    const p = measuredPlacement(w, W);
+    const p = measuredPlacement(w, W, "prefill");
     const device = s.passthrough_bytes + (s.tier_vram_bytes ?? 0);
     expect(p).toEqual({
       source: "measured",
@@ -74,20 +75,20 @@ describe("measured placement", () => {
       hostOtherBytes: s.tier_pinned_bytes - (W - device),
     });
     // At a 100% limit every weight fits: all pinned bytes are later allocations.
-    const full = measuredPlacement(entry("dense-8g/spillover-100"), 8376328192);
+    const full = measuredPlacement(entry("dense-8g/spillover-100"), 8376328192, "prefill");
     expect(full?.hostWeightBytes).toBe(0);
     expect(full?.hostOtherBytes).toBe(648019968);
   });
 
   it("never puts more weights in host than were pinned, and needs the per-tier fields", () => {
     const w = entry("dense-20g/spillover-25");
-    const p = measuredPlacement(w, 1e12);
+    const p = measuredPlacement(w, 1e12, "prefill");
     expect(p?.hostWeightBytes).toBe(w.spill_stats?.tier_pinned_bytes);
     expect(p?.hostOtherBytes).toBe(0);
     const old = { ...w, spill_stats: w.spill_stats && { ...w.spill_stats } };
     if (old.spill_stats) delete old.spill_stats.passthrough_bytes;
-    expect(measuredPlacement(old, 1e12)).toBeNull();
-    expect(measuredPlacement({ ...w, spill_stats: null }, 1e12)).toBeNull();
+    expect(measuredPlacement(old, 1e12, "prefill")).toBeNull();
+    expect(measuredPlacement({ ...w, spill_stats: null }, 1e12, "prefill")).toBeNull();
   });
 });
 
@@ -237,5 +238,51 @@ describe("spillover plan --validate (CLI)", () => {
     expect(alone.err.trim()).toBe(
       "spillover: --expert-reads describes the benchmarked program: use it with --validate results.json",
     );
+  });
+});
+
+// The suite run with placement that follows use (migration), whose LLM runs sample where the
+// weights are after prefill and after decode.
+const MIGRATE_PATH = "bench/results/2026-11-27-h100-80gb-hbm3-migrate.json";
+const MIGRATE = readFileSync(join(ROOT, MIGRATE_PATH), "utf8");
+const migrated = parseBenchResults(JSON.parse(MIGRATE), MIGRATE_PATH);
+
+describe("sampled placement (results with metrics.placement)", () => {
+  it("takes the weights in host from the samples, per phase, and the rest of the pinned bytes as other", () => {
+    const w = migrated.workloads.find((x) => x.id === "dense-8g/spillover-50") as LlmEntry;
+    const sampled = w.metrics?.placement;
+    if (!sampled?.after_prefill || !sampled.after_decode) throw new Error("no samples");
+    const p = measuredPlacement(w, 1e12, "prefill");
+    expect(p?.source).toBe("sampled");
+    expect(p?.hostWeightBytes).toBe(sampled.after_prefill.weights_host_bytes);
+    expect(measuredPlacement(w, 1e12, "decode")?.hostWeightBytes).toBe(
+      sampled.after_decode.weights_host_bytes,
+    );
+    expect(p?.hostOtherBytes).toBe(
+      (w.spill_stats?.tier_pinned_bytes ?? 0) - sampled.after_prefill.weights_host_bytes,
+    );
+  });
+
+  it("validates the migrated suite run: the recorded tally, and every miss is a run without host weights or one overhead-bound prefill", () => {
+    const v = validateResults(MIGRATE_PATH, MIGRATE, PROFILE, {}, { expertReads: "routed" });
+    expect(v.within25).toBe(23);
+    expect(v.validated).toBe(27);
+    const misses = v.rows.filter((r) => r.verdict === "miss").map((r) => `${r.run} ${r.metric}`);
+    expect(misses.sort()).toEqual([
+      "dense-20g/spillover-100 decode",
+      "dense-8g/spillover-100 decode",
+      "dense-8g/spillover-100 prefill 512",
+      "dense-8g/spillover-75 prefill 512",
+    ]);
+  });
+});
+
+describe("zero-copy GEMM factor by shape", () => {
+  it("reproduces the measured points of a shape, interpolates between them, and falls back for unknown shapes", () => {
+    expect(zeroCopyGemmFactorForShape(512, 14336, 4096)).toBeCloseTo(1.991, 6);
+    expect(zeroCopyGemmFactorForShape(2048, 4096, 14336)).toBeCloseTo(7.723, 6);
+    expect(zeroCopyGemmFactorForShape(768, 4096, 14336)).toBeCloseTo((3.853 + 3.862) / 2, 6);
+    expect(zeroCopyGemmFactorForShape(8192, 4096, 14336)).toBeCloseTo(15.431 * 2, 6);
+    expect(zeroCopyGemmFactorForShape(512, 1234, 5678)).toBe(zeroCopyGemmFactor(512));
   });
 });

@@ -218,6 +218,7 @@ function placementOf(
   facts: ModelFacts | null,
   basePrefill2048: number | null,
   recs: Records,
+  runCreatedUtc: string,
 ): PlacementNote | null {
   if (e.mode !== "spillover" || !e.vram_limit_bytes) return null;
   const m = okMetrics(e);
@@ -236,7 +237,7 @@ function placementOf(
     hostPeak: st?.pinned_peak_bytes ?? null,
     torchPeakReserved: m?.torch_max_reserved_bytes ?? null,
     prefillSlowdown: p2048 !== null && basePrefill2048 !== null ? p2048 / basePrefill2048 : null,
-    followUps: followUpsFor(recs, e.id),
+    followUps: followUpsFor(recs, e.id, runCreatedUtc),
   };
 }
 
@@ -431,7 +432,7 @@ export function analyseModel(
       tokensCompared: cmp?.compared ?? 0,
       tokensEqual: cmp ? cmp.equal : null,
       tokens,
-      placement: placementOf(e, facts, basePrefill2048, records),
+      placement: placementOf(e, facts, basePrefill2048, records, r.created_utc),
       logitsEqual:
         m && refM && ref?.entry !== e
           ? m.prefill["512"]?.last_logits_sha === refM.prefill["512"]?.last_logits_sha

@@ -45,6 +45,8 @@ const FollowUpRecordSchema = z.object({
   runs: z.record(z.string(), FollowUpRunSchema),
   /** What the follow-up established, in one or two sentences, when it found a cause. */
   finding: z.string().min(1).optional(),
+  /** created_utc of the suite run it follows up; absent: it applies to any run of the workload. */
+  follows: z.string().min(1).optional(),
 });
 
 /** A suite workload run again with something changed: runs keyed "<workload id> <change>". */
@@ -56,6 +58,8 @@ export interface FollowUp {
   readonly decodeTps: number | null;
   /** The record's `finding`, shared by all its runs; null when it established no cause. */
   readonly finding: string | null;
+  /** created_utc of the suite run it follows up (another run's numbers are not comparable). */
+  readonly follows: string | null;
 }
 
 export interface Records {
@@ -91,6 +95,7 @@ export function parseRecords(raw: readonly RawRecord[]): Records {
         prefill2048Tps: v.prefill_2048_tok_s ?? null,
         decodeTps: v.decode_tok_s ?? null,
         finding: f.data.finding ?? null,
+        follows: f.data.follows ?? null,
       });
     }
   }
@@ -131,8 +136,10 @@ export function determinismFor(
   );
 }
 
-export function followUpsFor(recs: Records, workload: string): FollowUp[] {
-  return recs.followUps.filter((f) => f.workload === workload);
+export function followUpsFor(recs: Records, workload: string, runCreatedUtc: string): FollowUp[] {
+  return recs.followUps.filter(
+    (f) => f.workload === workload && (f.follows === null || f.follows === runCreatedUtc),
+  );
 }
 
 /** The record's file name without directories, as the report cites it (runs/<name>). */

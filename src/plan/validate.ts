@@ -610,9 +610,10 @@ function prefillMissReason(
   if (
     placement.source !== "vram" &&
     placement.source !== "limit" &&
-    placement.hostWeightBytes <= 0
+    placement.hostWeightBytes <= 0 &&
+    placement.hostOtherBytes <= 0
   ) {
-    return `${head}; no weights in host: the prediction is the no-spillover run's own time, so the difference is the program's variation between processes${placement.hostOtherBytes > 0 ? ` (or the ${gb(placement.hostOtherBytes)} of other allocations in pinned memory)` : ""}`;
+    return `${head}; nothing in host memory: the prediction is the no-spillover run's own time, so the difference is the program's variation between processes`;
   }
   if (
     placement.source === "vram" ||

@@ -106,6 +106,16 @@ static layout *layout_of(CUfunction f) {
 
 /* ---- counting use ------------------------------------------------------------------------ */
 
+/* A range a pass would bring (more of) into VRAM: used enough, and not all there yet. */
+static int wants_vram(const sp_rec *r) { return r->uses >= HOT_USES && r->nvram < r->npages; }
+
+/* Lock held. Every pass, moving or not, ends here: counts decay, the next interval starts. */
+static void end_pass(void) {
+  for (size_t i = 0; i < sp_table_count(); i++) sp_table_at(i)->uses >>= 1;
+  launches_since_pass = 0;
+  last_pass_ns = sp_now_ns();
+}
+
 static void note_word(const unsigned char *p, CUdeviceptr lo, CUdeviceptr hi) {
   CUdeviceptr v;
   memcpy(&v, p, sizeof(v));
@@ -155,12 +165,10 @@ int sp_use_note(CUfunction f, void **params, void **extra) {
     int any_host = 0;
     for (size_t i = 0; i < sp_table_count() && !any_host; i++) {
       sp_rec *r = sp_table_at(i);
-      any_host = r->tiered && !r->dying && r->nvram < r->npages && r->uses >= HOT_USES;
+      any_host = r->tiered && !r->dying && wants_vram(r);
     }
     if (!any_host) {
-      for (size_t i = 0; i < sp_table_count(); i++) sp_table_at(i)->uses >>= 1;
-      launches_since_pass = 0;
-      last_pass_ns = sp_now_ns();
+      end_pass();
       due = 0;
     }
   }
@@ -186,15 +194,6 @@ typedef struct mover {
 
 static CUdeviceptr scratch_va[SP_MAX_DEV];
 
-static CUresult access_rw(sp_dev *d, CUdeviceptr va) {
-  CUmemAccessDesc a;
-  memset(&a, 0, sizeof(a));
-  a.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  a.location.id = d->ordinal;
-  a.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-  return sp_real.cuMemSetAccess(va, SP_PAGE, &a, 1);
-}
-
 static void give_back(mover *mv, int to_host, CUmemGenericAllocationHandle h) {
   sp_pool_put(to_host ? &sp_g.pinned_pool : &mv->d->vram_pool, h);
 }
@@ -208,7 +207,7 @@ static void flush(mover *mv) {
     move *m = &mv->m[copied];
     CUdeviceptr s = mv->scratch + (CUdeviceptr)copied * SP_PAGE;
     if (sp_real.cuMemMap(s, SP_PAGE, 0, m->to, 0) != CUDA_SUCCESS) break;
-    if (access_rw(d, s) != CUDA_SUCCESS ||
+    if (sp_access_rw(d->ordinal, s, SP_PAGE) != CUDA_SUCCESS ||
         sp_real.cuMemcpyDtoD_v2(s, m->r->va + (CUdeviceptr)m->page * SP_PAGE, SP_PAGE) != CUDA_SUCCESS) {
       sp_real.cuMemUnmap(s, SP_PAGE);
       break;
@@ -226,10 +225,11 @@ static void flush(mover *mv) {
       continue;
     }
     CUmemGenericAllocationHandle from = m->r->pages[m->page];
-    if (sp_real.cuMemMap(va, SP_PAGE, 0, m->to, 0) != CUDA_SUCCESS || access_rw(d, va) != CUDA_SUCCESS) {
+    if (sp_real.cuMemMap(va, SP_PAGE, 0, m->to, 0) != CUDA_SUCCESS ||
+        sp_access_rw(d->ordinal, va, SP_PAGE) != CUDA_SUCCESS) {
       sp_real.cuMemUnmap(va, SP_PAGE);
       CUresult rc = sp_real.cuMemMap(va, SP_PAGE, 0, from, 0);
-      if (rc == CUDA_SUCCESS) rc = access_rw(d, va);
+      if (rc == CUDA_SUCCESS) rc = sp_access_rw(d->ordinal, va, SP_PAGE);
       if (rc != CUDA_SUCCESS) sp_log(SP_LOG_ERROR, "migration could not restore the page at 0x%llx (CUresult %d)",
                                      (unsigned long long)va, rc);
       m->r->in_host[m->page] = (uint8_t)!mv->to_host;
@@ -315,7 +315,7 @@ static int worth_a_pass(const sp_dev *d, sp_rec **recs, size_t n) {
   int room = vram_room(d) > 0;
   for (size_t c = 0; c < n; c++) {
     const sp_rec *hot = recs[c];
-    if (hot->uses < HOT_USES || hot->nvram == hot->npages) continue;
+    if (!wants_vram(hot)) continue;
     if (room) return 1;
     for (size_t v = n; v > c + 1; v--) {
       const sp_rec *cold = recs[v - 1];
@@ -326,12 +326,12 @@ static int worth_a_pass(const sp_dev *d, sp_rec **recs, size_t n) {
   return 0;
 }
 
-static uint64_t plan_device(mover *mv, sp_rec **recs, size_t n) {
+static void plan_device(mover *mv, sp_rec **recs, size_t n) {
   uint64_t moved = 0;
   size_t cold_end = n; /* victims are taken from the cold end */
   for (size_t c = 0; c < n; c++) {
     sp_rec *hot = recs[c];
-    if (hot->uses < HOT_USES || hot->nvram == hot->npages) continue;
+    if (!wants_vram(hot)) continue;
     for (uint32_t i = 0; i < hot->npages; i++) {
       if (moved >= MAX_PASS_PAGES || mv->failed) goto done;
       if (hot->in_host[i] != 1) continue;
@@ -347,7 +347,6 @@ static uint64_t plan_device(mover *mv, sp_rec **recs, size_t n) {
   }
 done:
   if (mv->n) flush(mv);
-  return moved;
 }
 
 void sp_migrate_pass(void) {
@@ -378,7 +377,7 @@ void sp_migrate_pass(void) {
   if (n && worth_a_pass(d, recs, n) && sp_real.cuCtxSynchronize() == CUDA_SUCCESS) {
     mover mv = {.d = d, .scratch = scratch_va[d->ordinal]};
     uint64_t before = sp_g.pages_promoted + sp_g.pages_demoted;
-    (void)plan_device(&mv, recs, n);
+    plan_device(&mv, recs, n);
     for (size_t i = 0; i < n; i++)
       for (uint32_t j = 0; j < recs[i]->npages; j++)
         if (recs[i]->in_host[j] == 2) recs[i]->in_host[j] = 0; /* a queued demotion that did not happen */
@@ -394,9 +393,7 @@ void sp_migrate_pass(void) {
   if (swapped) sp_real.cuThreadExchangeStreamCaptureMode(&mode);
 out:
   free(recs);
-  for (size_t i = 0; i < sp_table_count(); i++) sp_table_at(i)->uses >>= 1;
-  launches_since_pass = 0;
-  last_pass_ns = sp_now_ns();
+  end_pass();
   sp_stats_publish();
   sp_unlock();
   pthread_rwlock_unlock(&fence);

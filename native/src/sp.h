@@ -178,6 +178,7 @@ int sp_vmm_retain(CUmemGenericAllocationHandle h);
 /* ---- tiered allocations (tiered.c) -------------------------------------------------------- */
 CUresult sp_tiered_alloc(sp_dev *d, uint64_t size, int may_use_reserve, int vram_ok, CUdeviceptr *out);
 void sp_tiered_release(sp_rec *r); /* lock held; unmaps, returns pages, frees the record */
+CUresult sp_access_rw(int dev, CUdeviceptr va, uint64_t size); /* READWRITE for the device */
 void sp_reap(int wait);            /* lock held; release finished deferred frees */
 int sp_pending_count(void);
 extern int sp_npending; /* records waiting on a cuMemFreeAsync event */

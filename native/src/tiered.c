@@ -25,17 +25,22 @@ static void free_rec(sp_rec *r) {
   free(r);
 }
 
-static CUresult set_access(sp_rec *r) {
+/* READWRITE access for device dev over [va, va + size) (mapped pages, any location). */
+CUresult sp_access_rw(int dev, CUdeviceptr va, uint64_t size) {
   CUmemAccessDesc a;
   memset(&a, 0, sizeof(a));
   a.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  a.location.id = r->dev;
+  a.location.id = dev;
   a.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
-  CUresult rc = sp_real.cuMemSetAccess(r->va, r->span, &a, 1);
+  return sp_real.cuMemSetAccess(va, size, &a, 1);
+}
+
+static CUresult set_access(sp_rec *r) {
+  CUresult rc = sp_access_rw(r->dev, r->va, r->span);
   if (rc == CUDA_SUCCESS) return rc;
   /* Some drivers want one call per mapping when a range mixes location types. */
   for (uint32_t i = 0; i < r->npages; i++) {
-    rc = sp_real.cuMemSetAccess(r->va + (CUdeviceptr)i * SP_PAGE, SP_PAGE, &a, 1);
+    rc = sp_access_rw(r->dev, r->va + (CUdeviceptr)i * SP_PAGE, SP_PAGE);
     if (rc != CUDA_SUCCESS) return rc;
   }
   return CUDA_SUCCESS;

@@ -10,7 +10,6 @@ Run on the GPU machine (native/gpu/zc_gemm.sh does this), with every weight forc
 A placeholder of 8 GiB takes the whole VRAM budget first, so the weights allocated next get host
 pages only; the placeholder is then freed, so inputs and outputs are VRAM. factor(M) = GEMM time /
 the time one read pass over the same weight takes in the same process (a reduction kernel)."""
-import ctypes
 import datetime
 import json
 import os
@@ -20,6 +19,10 @@ import sys
 import torch
 import torch.nn.functional as F
 
+sys.dont_write_bytecode = True  # no __pycache__ in the working tree (it is copied to the GPU machine)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "workloads"))
+import common  # noqa: E402  (bench/workloads/common.py: PageLocator)
+
 SHAPES = {  # name: (out_features, in_features), as nn.Linear stores its weight
     "h4096-q/o": (4096, 4096), "h4096-k/v": (1024, 4096), "h4096-gate/up": (14336, 4096),
     "h4096-down": (4096, 14336), "h4096-head": (32000, 4096),
@@ -28,17 +31,6 @@ SHAPES = {  # name: (out_features, in_features), as nn.Linear stores its weight
     "moe-expert-gate_up": (8192, 4096), "moe-expert-down": (4096, 4096),
 }
 MS = [1, 16, 64, 128, 256, 512, 1024, 2048, 4096]
-
-
-def in_host(t):
-    cu = ctypes.CDLL("libcuda.so.1")
-    h = ctypes.c_ulonglong(0)
-    if cu.cuMemRetainAllocationHandle(ctypes.byref(h), ctypes.c_void_p(t.data_ptr())) != 0:
-        return False  # the driver's own memory: VRAM
-    prop = (ctypes.c_ubyte * 64)()
-    ok = cu.cuMemGetAllocationPropertiesFromHandle(prop, h) == 0
-    cu.cuMemRelease(h)
-    return ok and int.from_bytes(bytes(prop[8:12]), "little") != 1
 
 
 def timed(fn, reps=3):
@@ -60,10 +52,11 @@ def main(out_path):
     weights = {k: torch.empty(s, dtype=torch.bfloat16, device="cuda") for k, s in SHAPES.items()}
     del placeholder
     torch.cuda.empty_cache()
+    loc = common.PageLocator()
     rows = []
     for name, w in weights.items():
         w.normal_()
-        host = in_host(w)
+        host = loc.in_host(w.data_ptr())
         read_s = timed(lambda: w.view(torch.float32).sum())
         row = {"shape": name, "out": w.shape[0], "in": w.shape[1], "bytes": w.numel() * 2, "in_host": host,
                "read_s": read_s, "read_GBs": w.numel() * 2 / read_s / 1e9, "gemm_s": {}, "factor": {}}

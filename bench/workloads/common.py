@@ -152,6 +152,34 @@ def nvidia_smi_process_mib(pid=None):
     return None
 
 
+class PageLocator:
+    """Where the page holding a device address lives, asked of the driver: a spillover (or any VMM)
+    page's handle says VRAM or host; the driver's own memory (cuMemAlloc) has no handle and is
+    VRAM. in_host(addr) -> bool. Raises OSError/AttributeError without libcuda's VMM queries."""
+
+    def __init__(self):
+        import ctypes
+        self._c = ctypes
+        cu = ctypes.CDLL("libcuda.so.1")
+        self._retain, self._props, self._release = (cu.cuMemRetainAllocationHandle,
+                                                    cu.cuMemGetAllocationPropertiesFromHandle, cu.cuMemRelease)
+        self._retain.argtypes = [ctypes.POINTER(ctypes.c_ulonglong), ctypes.c_void_p]
+        self._props.argtypes = [ctypes.c_void_p, ctypes.c_ulonglong]
+        self._release.argtypes = [ctypes.c_ulonglong]
+        self._prop = (ctypes.c_ubyte * 64)()  # CUmemAllocationProp (32 bytes) with room to spare
+
+    def in_host(self, addr):
+        c = self._c
+        h = c.c_ulonglong(0)
+        if self._retain(c.byref(h), c.c_void_p(addr)) != 0:
+            return False
+        c.memset(self._prop, 0, 64)
+        ok = self._props(self._prop, h.value) == 0
+        self._release(h.value)
+        # CUmemAllocationProp.location.type at offset 8; 1 = CU_MEM_LOCATION_TYPE_DEVICE
+        return ok and int.from_bytes(bytes(self._prop[8:12]), "little") != 1
+
+
 def sha16(data):
     return hashlib.sha256(data).hexdigest()[:16]
 

@@ -170,24 +170,16 @@ def repeat_decode(torch, model, config, spec, metrics):
 
 
 def weight_placement(model):
-    """Where the weights are now, asked of the driver page by page (2 MiB): a spillover page's VMM
-    handle says VRAM or host; the driver's own memory (cuMemAlloc) has no handle and is VRAM. With
-    migration (placement that follows use) this changes during a run, so it is sampled after
+    """Where the weights are now, asked of the driver page by page (2 MiB, common.PageLocator).
+    With migration (placement that follows use) this changes during a run, so it is sampled after
     prefill and after decode. None without libcuda's VMM queries."""
-    import ctypes
     try:
-        cu = ctypes.CDLL("libcuda.so.1")
-        retain, props, release = (cu.cuMemRetainAllocationHandle, cu.cuMemGetAllocationPropertiesFromHandle,
-                                  cu.cuMemRelease)
+        loc = common.PageLocator()
     except (OSError, AttributeError):
         return None
-    retain.argtypes = [ctypes.POINTER(ctypes.c_ulonglong), ctypes.c_void_p]
-    props.argtypes = [ctypes.c_void_p, ctypes.c_ulonglong]
-    release.argtypes = [ctypes.c_ulonglong]
     page = 2 << 20
     where = {}  # page address -> True when in host memory
     host = vram = 0
-    prop = (ctypes.c_ubyte * 64)()
     for prm in model.parameters():
         if not prm.is_cuda:  # offloaded by accelerate: host memory
             host += prm.numel() * prm.element_size()
@@ -198,15 +190,7 @@ def weight_placement(model):
         while at < end:
             base = at - at % page
             if base not in where:
-                h = ctypes.c_ulonglong(0)
-                in_host = False
-                if retain(ctypes.byref(h), ctypes.c_void_p(base)) == 0:
-                    ctypes.memset(prop, 0, 64)
-                    if props(prop, h.value) == 0:
-                        loc_type = int.from_bytes(bytes(prop[8:12]), "little")  # CUmemAllocationProp.location.type
-                        in_host = loc_type != 1  # CU_MEM_LOCATION_TYPE_DEVICE
-                    release(h.value)
-                where[base] = in_host
+                where[base] = loc.in_host(base)
             n = min(end, base + page) - at
             if where[base]:
                 host += n

@@ -23,6 +23,7 @@ const BUDGET = {
   SPILLOVER_PINNED_LIMIT: "128M",
   SPILLOVER_HOST_RESERVE: "0",
   FAKE_CUDA_VRAM: "1G",
+  SPILLOVER_MIGRATE: "0",
 };
 
 function scrubbedEnv(): Record<string, string> {

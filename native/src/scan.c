@@ -148,8 +148,21 @@ static int pass_due(void) {
          (launches_since_pass >= PASS_MIN_LAUNCHES && sp_now_ns() - last_pass_ns >= PASS_NS);
 }
 
+/* Bytes of tiered pages in host memory now (a racy read is fine: it only gates the scan). */
+static int anything_in_host(void) {
+  for (int i = 0; i < SP_MAX_DEV; i++) {
+    const sp_dev *d = &sp_g.dev[i];
+    if (__atomic_load_n(&d->tier_bytes[1], __ATOMIC_RELAXED) || __atomic_load_n(&d->vvmm_bytes[1], __ATOMIC_RELAXED))
+      return 1;
+  }
+  return 0;
+}
+
+/* While every tiered page is in VRAM, use decides nothing (no pass has a page to bring in), so
+** direct launches are not scanned: a program that fits pays nothing per launch. */
 int sp_use_note(CUfunction f, void **params, void **extra) {
-  if (!__atomic_load_n(&sp_g.tiered_hi, __ATOMIC_ACQUIRE) || !f || (!params && !extra)) return 0;
+  if (!__atomic_load_n(&sp_g.tiered_hi, __ATOMIC_ACQUIRE) || !f || (!params && !extra) || !anything_in_host())
+    return 0;
   sp_lock();
   launch_seq++;
   visit_kernel(f, params, extra, charge_once, NULL);
@@ -192,11 +205,15 @@ void sp_scan_pointer(CUdeviceptr p, sp_refs *out) {
 }
 
 int sp_use_charge(const sp_refs *refs) {
-  if (!refs || !refs->n) return 0;
+  if (!refs || !refs->n || !anything_in_host()) return 0;
   sp_lock();
+  launch_seq++;
   for (size_t i = 0; i < refs->n; i++) {
     sp_rec *r = sp_table_find(refs->v[i].va);
-    if (r && r->tiered && !r->dying && r->buffer_id == refs->v[i].buffer_id) add_use(r, refs->v[i].count);
+    if (r && r->tiered && !r->dying && r->buffer_id == refs->v[i].buffer_id) {
+      add_use(r, refs->v[i].count);
+      r->use_seq = launch_seq;
+    }
   }
   int due = pass_due();
   sp_unlock();

@@ -459,14 +459,22 @@ def run(cfg):
                    f"{m_out['sequence']['final_logits_sha256'][:16]}")
 
     if cfg["sample_pages"]:
+        # a failure here must not lose the measurements above
         t = time.perf_counter()
-        m_out["pages"] = page_sample(torch, m)
+        try:
+            pg = page_sample(torch, m)
+        except Exception as e:
+            pg = {"error": f"{type(e).__name__}: {e}"}
+        m_out["pages"] = pg
         m_out["pages_s"] = round(time.perf_counter() - t, 2)
-        m_out["decode_read"] = decode_read_bytes(m, dpos, m_out["pages"]) if "decode" in phases else None
-        common.log(f"page sample ({m_out['pages_s']} s): weights host {m_out['pages']['weights']['host_bytes'] / 1e9:.2f} "
-                   f"of {m_out['pages']['weights']['bytes'] / 1e9:.2f} GB, kv host {m_out['pages']['kv']['host_bytes'] / 1e6:.0f} "
-                   f"of {m_out['pages']['kv']['bytes'] / 1e6:.0f} MB, other host "
-                   f"{m_out['pages']['other_segments']['host_bytes'] / 1e6:.0f} of {m_out['pages']['other_segments']['bytes'] / 1e6:.0f} MB")
+        m_out["decode_read"] = decode_read_bytes(m, dpos, pg) if "decode" in phases else None
+        if "weights" in pg:
+            common.log(f"page sample ({m_out['pages_s']} s): weights host {pg['weights']['host_bytes'] / 1e9:.2f} "
+                       f"of {pg['weights']['bytes'] / 1e9:.2f} GB, kv host {pg['kv']['host_bytes'] / 1e6:.0f} "
+                       f"of {pg['kv']['bytes'] / 1e6:.0f} MB, other host {pg['other_segments']['host_bytes'] / 1e6:.0f} "
+                       f"of {pg['other_segments']['bytes'] / 1e6:.0f} MB")
+        else:
+            common.log(f"page sample: {pg.get('error')}")
     free, total = torch.cuda.mem_get_info()
     m_out["reported_vram_total_bytes"] = int(total)
     m_out["reported_vram_free_bytes"] = int(free)

@@ -359,14 +359,21 @@ def bound_of(e, entries):
              f"bound from the stats record {b_stats * 1e3:.2f} ms -> ratio {b_stats / t:.3f}"]
     ratio = b_stats / t
     rd = m.get("decode_read")
+    pg = m.get("pages_after_decode") or m.get("pages") or {}
+    seen_host = sum((pg.get(k) or {}).get("host_bytes", 0) for k in ("weights", "kv", "other_segments"))
+    if rd and host > GIB and seen_host == 0:
+        # the stats record has host pages but the driver's answer shows none: the locator cannot
+        # see through the interposer's handles, so its per-step bytes say nothing
+        parts.append(f"page sample found no host page while the stats record has {host / 1e9:.3f} GB in host: "
+                     "the per-step bound is not used")
+        rd = None
     if rd:
         b_read = rd["host_bytes"] / h2d + rd["vram_bytes"] / hbm
         parts.append(f"bytes one step reads (page-located weights + KV): host {rd['host_bytes'] / 1e9:.3f} GB, "
                      f"VRAM {rd['vram_bytes'] / 1e9:.3f} GB, bound {b_read * 1e3:.2f} ms -> ratio {b_read / t:.3f}")
         ratio = min(ratio, b_read / t)
-    pg = m.get("pages") or {}
     if "weights" in pg:
-        parts.append(f"page sample at the end: weights in host {pg['weights']['host_bytes'] / 1e9:.3f} of "
+        parts.append(f"page sample after the timed decode: weights in host {pg['weights']['host_bytes'] / 1e9:.3f} of "
                      f"{pg['weights']['bytes'] / 1e9:.3f} GB, KV in host {pg['kv']['host_bytes'] / 1e6:.1f} of "
                      f"{pg['kv']['bytes'] / 1e6:.1f} MB, other segments (activations, graph pools, workspaces) in host "
                      f"{pg['other_segments']['host_bytes'] / 1e6:.1f} of {pg['other_segments']['bytes'] / 1e6:.1f} MB")

@@ -3,7 +3,7 @@
 // pass/warn/fail, what it found, and the fix.
 
 import { parseMeminfo } from "../../broker/pressure.js";
-import { formatBytes } from "../../broker/view.js";
+import { formatBytes } from "../../util/size.js";
 import type { GpuQuery } from "../../gpu/nvidia-smi.js";
 
 export type CheckStatus = "pass" | "warn" | "fail";

@@ -52,14 +52,16 @@ export function parseSizeFlag(raw: string, flag: string): number {
   return bytes;
 }
 
-type KnobFlagSpec<N extends KnobFlagName> =
-  Extract<(typeof KNOBS)[number], { flag: { name: N } }>["flag"] extends { sets: string }
-    ? { readonly spelling: string; readonly description: string }
-    : {
-        readonly spelling: string;
-        readonly description: string;
-        readonly parse: (raw: string, flag: string) => string;
-      };
+type KnobFlagSpec<N extends KnobFlagName> = Extract<
+  (typeof KNOBS)[number],
+  { flag: { name: N } }
+>["flag"] extends { sets: string }
+  ? { readonly spelling: string; readonly description: string }
+  : {
+      readonly spelling: string;
+      readonly description: string;
+      readonly parse: (raw: string, flag: string) => string;
+    };
 
 /** The interposer knobs' flags (src/config/knobs.ts): the value is checked with the knob's own
  *  field, and handed to loadConfig as written. */

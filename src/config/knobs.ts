@@ -6,13 +6,7 @@
 
 import type { z } from "zod";
 import { sizeEnv } from "../util/size.js";
-import {
-  enumField,
-  sizeField,
-  sizeOrPercentField,
-  stringField,
-  switchField,
-} from "./fields.js";
+import { enumField, sizeField, sizeOrPercentField, stringField, switchField } from "./fields.js";
 
 export const LOG_LEVELS = ["off", "error", "warn", "info", "debug"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -247,5 +241,6 @@ export function knobsMarkdown(): string {
   ].join("\n");
 }
 
-export const KNOBS_BEGIN = "<!-- knobs: generated from src/config/knobs.ts (npm run docs:knobs) -->";
+export const KNOBS_BEGIN =
+  "<!-- knobs: generated from src/config/knobs.ts (npm run docs:knobs) -->";
 export const KNOBS_END = "<!-- /knobs -->";

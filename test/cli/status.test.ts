@@ -83,7 +83,9 @@ describe("spillover status", () => {
       ),
     );
     expect(lines[3]).toMatch(/^\s+1\s+30\.0GiB\s+31\.0GiB\s+0B\s+0B\s+2\.6GiB$/);
-    expect(lines[4]).toMatch(/^VRAM, PINNED: spillover's pages in each tier now, with their peaks; OTHER:/);
+    expect(lines[4]).toMatch(
+      /^VRAM, PINNED: spillover's pages in each tier now, with their peaks; OTHER:/,
+    );
     expect(lines).toHaveLength(5);
   });
 
@@ -97,7 +99,6 @@ describe("spillover status", () => {
     });
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
-
   });
 
   it("asks the broker's API when a broker runs", async () => {

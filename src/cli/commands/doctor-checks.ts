@@ -3,8 +3,8 @@
 // pass/warn/fail, what it found, and the fix.
 
 import { parseMeminfo } from "../../broker/pressure.js";
-import { formatBytes } from "../../util/size.js";
 import type { GpuQuery } from "../../gpu/nvidia-smi.js";
+import { formatBytes } from "../../util/size.js";
 
 export type CheckStatus = "pass" | "warn" | "fail";
 

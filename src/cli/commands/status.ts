@@ -5,8 +5,8 @@
 import { apiGet, findBroker } from "../../broker/client.js";
 import { scanProcesses } from "../../broker/procs.js";
 import type { BrokerStatus } from "../../broker/status.js";
-import { formatBytes } from "../../util/size.js";
 import { loadConfig } from "../../config/load.js";
+import { formatBytes } from "../../util/size.js";
 import { defineCommand } from "../command.js";
 import { table, uid } from "./shared.js";
 

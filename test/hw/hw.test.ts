@@ -158,9 +158,16 @@ describe("tables", () => {
     });
     expect(d.zeroCopyGBs).toBeCloseTo(25 * (50.8 / 54.5), 5);
     expect(errOf(() => buildMachine(undefined, {})).message).toContain("run `spillover bench hw`");
-    expect(errOf(() => buildMachine(undefined, { gpu: "4090" })).message).toContain(
-      "--ram-bw is needed",
-    );
+    // --gpu alone: the table's typical host, said to be assumed (not an error asking for --ram-bw).
+    expect(buildMachine(undefined, { gpu: "4090" })).toMatchObject({
+      ramGBs: 89.6,
+      ramSource: "theoretical",
+      cpuThreads: 8,
+      assumedHost: "a typical desktop: dual-channel DDR5-5600, 8 CPU threads",
+    });
+    expect(
+      buildMachine(undefined, { gpu: "4090", ramBw: { gbs: 60, theoretical: false } }),
+    ).not.toHaveProperty("assumedHost");
     expect(errOf(() => buildMachine(undefined, { gpu: "voodoo" })).message).toMatch(
       /^--gpu "voodoo": unknown GPU/,
     );

@@ -131,5 +131,9 @@ describe("what spillover plan reads", () => {
       const r = await runCli(argv);
       expect(r.out + r.err).not.toMatch(/design\.md|\.\.\/shared/);
     }
+    // The repository stands alone: its docs describe the design themselves.
+    for (const f of ["README.md", "docs/architecture.md", "docs/plan.md", "docs/interposer.md"])
+      expect(readFileSync(f, "utf8"), f).not.toMatch(/design\.md|\.\.\/shared/);
+    expect(readFileSync("docs/architecture.md", "utf8")).toMatch(/## Invariants/);
   });
 });

@@ -114,7 +114,7 @@ describe("what spillover plan reads", () => {
   it("a safetensors model: the note and the command say to convert it to GGUF first", async () => {
     const needs = await runCli(["plan", ST]);
     expect(needs.out).toMatch(
-      /^note {5}llama\.cpp runs GGUF files: convert this safetensors model first \(python3 convert_hf_to_gguf\.py/m,
+      /^note {5}llama\.cpp runs GGUF files: convert this safetensors model first \(python3 convert_hf_to_gguf\.py test\/fixtures\/models\/tiny-llama-st --outfile MODEL\.gguf\)$/m,
     );
     const r = await runCli(["plan", ST, "--gpu", "3060", "--ram-bw", "60"]);
     expect(r.code).toBe(0);

@@ -36,6 +36,11 @@ export interface NeedsJson {
   readonly hint: string;
 }
 
+/** The directory llama.cpp's converter takes, from the path the user gave. */
+function modelDir(path: string): string {
+  return /\.(safetensors|json)$/i.test(path) ? path.replace(/\/[^/]*$/, "") || "." : path;
+}
+
 export function modelNeeds(
   a: ModelAnalysis,
   w: Workload,
@@ -48,7 +53,7 @@ export function modelNeeds(
       ? readerNotes
       : [
           ...readerNotes,
-          `llama.cpp runs GGUF files: convert this ${format} model first (python3 convert_hf_to_gguf.py MODEL_DIR --outfile MODEL.gguf)`,
+          `llama.cpp runs GGUF files: convert this ${format} model first (python3 convert_hf_to_gguf.py ${modelDir(path)} --outfile MODEL.gguf)`,
         ];
   const micro = Math.max(1, Math.min(w.ubatch, w.prompt * w.batch));
   const kvPerTok = kvBytesPerToken(a.arch, w.kvType);

@@ -48,12 +48,15 @@ export function modelNeeds(
   format: ModelFormat,
   readerNotes: readonly string[],
 ): NeedsJson {
+  const convert = `python3 convert_hf_to_gguf.py ${modelDir(path)} --outfile MODEL.gguf`;
   const notes =
     format === "gguf"
       ? readerNotes
       : [
           ...readerNotes,
-          `llama.cpp runs GGUF files: convert this ${format} model first (python3 convert_hf_to_gguf.py ${modelDir(path)} --outfile MODEL.gguf)`,
+          format === "safetensors"
+            ? `llama.cpp runs GGUF files: convert this safetensors model first (${convert})`
+            : `only the architecture is here: llama.cpp needs the weights as GGUF (download a GGUF, or download the safetensors and run ${convert})`,
         ];
   const micro = Math.max(1, Math.min(w.ubatch, w.prompt * w.batch));
   const kvPerTok = kvBytesPerToken(a.arch, w.kvType);

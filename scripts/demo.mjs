@@ -3,7 +3,8 @@
 // where the pages live. On a machine without an NVIDIA GPU it runs against spillover's CPU test
 // double of the driver (native/build/fake) and says so. Builds nothing: `npm install` did.
 // Extra arguments go to spill_demo (e.g. `npm run demo -- --json`, `npm run demo -- --bandwidth`).
-// Environment: SPILLOVER_VRAM_LIMIT (default 4G on a GPU, 256M simulated), SPILLOVER_DEMO_FAKE=1
+// Environment: SPILLOVER_VRAM_LIMIT (default 4G on a GPU, 256M simulated; NN% is of the card's
+// physical VRAM, as in the interposer, whose budget the demo reads back), SPILLOVER_DEMO_FAKE=1
 // forces the test double.
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";

@@ -4,17 +4,7 @@
 import uPlot from "uplot";
 import type { HistoryColumns } from "../src/broker/history.js";
 import type { BrokerStatus } from "../src/broker/status.js";
-
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
-function bytes(n: number): string {
-  let v = n;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${v}B` : `${v >= 100 ? v.toFixed(0) : v.toFixed(1)}${UNITS[u]}`;
-}
+import { formatBytes as bytes } from "../src/util/size.js";
 
 function el(id: string): HTMLElement {
   const e = document.getElementById(id);

@@ -14,8 +14,10 @@
 **
 ** Usage: spill_demo [--total SIZE | --factor F] [--chunks N] [--seed N] [--json]
 **        spill_demo --bandwidth [--bw-size SIZE] [--copy-size SIZE] [--reps N] [--json]
-** SIZE: bytes or K/M/G/T (binary, decimals allowed: 1.5G). The VRAM limit comes from
-** SPILLOVER_VRAM_LIMIT (same syntax, or NN%), else the free VRAM the driver reports.
+** SIZE: bytes or K/M/G/T (binary, decimals allowed: 1.5G). The VRAM limit is the interposer's own
+** (its stats record), so SPILLOVER_VRAM_LIMIT means the same here as there (NN% of the card's
+** physical VRAM); without the interposer, SPILLOVER_VRAM_LIMIT, else the free VRAM reported.
+** Tier and allocation sizes are printed in MiB.
 */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -168,6 +170,7 @@ static uint64_t parse_size(const char *s, uint64_t pct_base, int allow_pct) {
 }
 
 static double gib(uint64_t b) { return (double)b / (double)GiB; }
+static double mib(uint64_t b) { return (double)b / (double)MiB; }
 
 static double now_s(void) {
   struct timespec ts;
@@ -197,6 +200,13 @@ static int read_stats(sp_stats *out) {
     usleep(1000);
   }
   return 0;
+}
+
+/* 1 if libspillover.so is in the process (preloaded): its hooks answer for the driver's names. */
+static int interposer_present(void) {
+  Dl_info info;
+  void *fn = dlsym(RTLD_DEFAULT, "cuMemAlloc_v2");
+  return fn && dladdr(fn, &info) && info.dli_fname && strstr(info.dli_fname, "libspillover") != NULL;
 }
 
 static const sp_stats_alloc *stats_find(const sp_stats *st, CUdeviceptr p) {
@@ -347,8 +357,8 @@ typedef struct {
   size_t total_mem, free_mem, device_total;
   int driver_version;
   int simulated;
-  uint64_t limit;
-  int limit_from_env;
+  uint64_t limit, physical;
+  const char *limit_from; /* where d.limit came from, for the "VRAM limit" line */
 } device_info;
 
 static device_info setup(void) {
@@ -369,23 +379,32 @@ static device_info setup(void) {
   CHECK(cu.cuCtxSetCurrent(ctx));
   CHECK(cu.cuMemGetInfo(&d.free_mem, &d.total_mem));
   d.simulated = dlsym(g_libcuda, "fakecuda_calls") != NULL;
+  /* Under the interposer its budget is the limit (cuDeviceTotalMem reports limit + pinned budget,
+  ** so "NN%" of that would mean something else); the stats record has it once a device is used. */
   const char *env = getenv("SPILLOVER_VRAM_LIMIT");
-  if (env && *env) {
+  sp_stats st;
+  d.physical = d.device_total;
+  if (read_stats(&st) && st.gpu[0].vram_limit) {
+    d.limit = st.gpu[0].vram_limit;
+    d.physical = st.gpu[0].vram_physical;
+    d.limit_from = "the interposer's budget";
+  } else if (env && *env) {
     d.limit = parse_size(env, d.device_total, 1);
     if (!d.limit) {
       fprintf(stderr, "spill_demo: SPILLOVER_VRAM_LIMIT=%s is not a size (use e.g. 8G, 512M, 25%%)\n", env);
       exit(2);
     }
-    d.limit_from_env = 1;
+    d.limit_from = "SPILLOVER_VRAM_LIMIT";
   } else {
     d.limit = d.free_mem;
+    d.limit_from = "free VRAM";
   }
   load_kernels(d.dev);
   say("device 0: %s%s, driver API %d.%d\n", d.name, d.simulated ? " [simulated]" : "", d.driver_version / 1000,
       (d.driver_version % 1000) / 10);
-  say("capacity: cuDeviceTotalMem %.2f GiB, cuMemGetInfo free %.2f / total %.2f GiB\n", gib(d.device_total),
-      gib(d.free_mem), gib(d.total_mem));
-  say("VRAM limit: %.2f GiB (%s)\n", gib(d.limit), d.limit_from_env ? "SPILLOVER_VRAM_LIMIT" : "free VRAM");
+  say("capacity: cuDeviceTotalMem %.0f MiB, cuMemGetInfo free %.0f / total %.0f MiB\n", mib(d.device_total),
+      mib(d.free_mem), mib(d.total_mem));
+  say("VRAM limit: %.0f MiB (%s; the card has %.0f MiB)\n", mib(d.limit), d.limit_from, mib(d.physical));
   return d;
 }
 
@@ -412,16 +431,16 @@ static void json_str(const char *key, const char *v, int comma) {
 
 static void print_tiers_json(const sp_stats *st, int loaded) {
   if (!loaded) {
-    printf("\"spillover\":{\"loaded\":false}");
+    printf("\"spillover\":{\"loaded\":%s,\"stats\":false}", interposer_present() ? "true" : "false");
     return;
   }
   const sp_stats_gpu *g = &st->gpu[0];
-  printf("\"spillover\":{\"loaded\":true,\"mode\":\"%s\",\"vram_limit\":%llu,\"vram_reserve\":%llu,"
-         "\"tier_bytes\":{\"vram\":%llu,\"pinned\":%llu,\"swap\":%llu},\"passthrough_bytes\":%llu,"
+  printf("\"spillover\":{\"loaded\":true,\"stats\":true,\"mode\":\"%s\",\"vram_limit\":%llu,\"vram_reserve\":%llu,"
+         "\"tier_bytes\":{\"vram\":%llu,\"pinned\":%llu},\"passthrough_bytes\":%llu,"
          "\"pinned_pool_bytes\":%llu,\"tiered_allocs\":%llu,\"oom_returned\":%llu}",
          mode_name(st->mode), (unsigned long long)g->vram_limit, (unsigned long long)g->vram_reserve,
          (unsigned long long)g->tier_bytes[SP_TIER_VRAM], (unsigned long long)g->tier_bytes[SP_TIER_PINNED],
-         (unsigned long long)g->tier_bytes[SP_TIER_SWAP], (unsigned long long)g->passthrough_bytes,
+         (unsigned long long)g->passthrough_bytes,
          (unsigned long long)st->pinned_pool_bytes, (unsigned long long)st->tiered_allocs,
          (unsigned long long)st->oom_returned);
 }
@@ -430,10 +449,10 @@ static void print_device_json(const device_info *d) {
   printf("\"device\":{");
   json_str("name", d->name, 1);
   printf("\"simulated\":%s,\"driver_version\":%d,\"device_total_mem\":%llu,\"meminfo_free\":%llu,"
-         "\"meminfo_total\":%llu,\"vram_limit\":%llu,\"vram_limit_from_env\":%s},",
+         "\"meminfo_total\":%llu,\"vram_limit\":%llu,\"vram_physical\":%llu,\"vram_limit_from\":\"%s\"},",
          d->simulated ? "true" : "false", d->driver_version, (unsigned long long)d->device_total,
          (unsigned long long)d->free_mem, (unsigned long long)d->total_mem, (unsigned long long)d->limit,
-         d->limit_from_env ? "true" : "false");
+         (unsigned long long)d->physical, d->limit_from);
 }
 
 /* ---- verify mode -------------------------------------------------------------------------- */
@@ -466,7 +485,7 @@ static int run_verify(const options *o) {
   uint64_t chunk_size = total / (uint64_t)nchunks / (2 * MiB) * (2 * MiB);
   if (chunk_size < 2 * MiB) chunk_size = 2 * MiB;
   total = chunk_size * (uint64_t)nchunks;
-  say("allocating %.2f GiB = %.2fx the limit, in %d cuMemAlloc calls of %.1f MiB\n", gib(total),
+  say("allocating %.0f MiB = %.2fx the limit, in %d cuMemAlloc calls of %.1f MiB\n", mib(total),
       (double)total / (double)d.limit, nchunks, (double)chunk_size / (double)MiB);
 
   chunk ch[MAX_CHUNKS];
@@ -481,8 +500,8 @@ static int run_verify(const options *o) {
   }
   uint64_t allocated_bytes = (uint64_t)allocated * chunk_size;
   if (alloc_rc != CUDA_SUCCESS) {
-    say("allocation %d of %d failed with %s after %.2f GiB:%s\n", allocated + 1, nchunks, errname(alloc_rc),
-        gib(allocated_bytes),
+    say("allocation %d of %d failed with %s after %.0f MiB:%s\n", allocated + 1, nchunks, errname(alloc_rc),
+        mib(allocated_bytes),
         alloc_rc == CUDA_ERROR_OUT_OF_MEMORY ? " without spillover a program cannot allocate beyond the card's memory"
                                               : "");
   }
@@ -499,7 +518,7 @@ static int run_verify(const options *o) {
     bad1 = b == UINT64_MAX || bad1 == UINT64_MAX ? UINT64_MAX : bad1 + b;
   }
   double t_verify = now_s() - t0;
-  say("pass 1: wrote %.2f GiB in %.2f s, verified in %.2f s: %llu mismatched words\n", gib(allocated_bytes), t_fill,
+  say("pass 1: wrote %.0f MiB in %.2f s, verified in %.2f s: %llu mismatched words\n", mib(allocated_bytes), t_fill,
       t_verify, (unsigned long long)bad1);
 
   /* Pass 2: a device-to-device copy from the first chunk (allocated first: VRAM under spillover)
@@ -555,25 +574,31 @@ static int run_verify(const options *o) {
   if (!g_json) {
     if (loaded) {
       const sp_stats_gpu *g = &st.gpu[0];
-      printf("spillover (%s mode): VRAM limit %.2f GiB, reserve %.2f GiB\n", mode_name(st.mode), gib(g->vram_limit),
-             gib(g->vram_reserve));
-      printf("tiers: VRAM %.2f GiB | pinned host %.2f GiB | swap %.2f GiB | passed through %.2f MiB\n",
-             gib(g->tier_bytes[SP_TIER_VRAM]), gib(g->tier_bytes[SP_TIER_PINNED]), gib(g->tier_bytes[SP_TIER_SWAP]),
-             (double)g->passthrough_bytes / (double)MiB);
+      printf("spillover (%s mode): VRAM limit %.0f MiB, reserve %.0f MiB\n", mode_name(st.mode), mib(g->vram_limit),
+             mib(g->vram_reserve));
+      printf("tiers: VRAM %.0f MiB | pinned host %.0f MiB | passed to the driver %.0f MiB\n",
+             mib(g->tier_bytes[SP_TIER_VRAM]), mib(g->tier_bytes[SP_TIER_PINNED]), mib(g->passthrough_bytes));
       for (int i = 0; i < allocated; i++) {
         if (ch[i].known)
           printf("  alloc %2d  0x%012llx  %8.1f MiB  VRAM %8.1f MiB  host %8.1f MiB\n", i, (unsigned long long)ch[i].p,
-                 (double)ch[i].size / (double)MiB, (double)ch[i].vram / (double)MiB, (double)ch[i].pinned / (double)MiB);
+                 mib(ch[i].size), mib(ch[i].vram), mib(ch[i].pinned));
         else if (st.top_count < SP_STATS_TOP_ALLOCS)
-          printf("  alloc %2d  0x%012llx  %8.1f MiB  not tiered: passed to the driver (ordinary VRAM)\n", i,
-                 (unsigned long long)ch[i].p, (double)ch[i].size / (double)MiB);
+          printf("  alloc %2d  0x%012llx  %8.1f MiB  passed to the driver: %s\n", i, (unsigned long long)ch[i].p,
+                 mib(ch[i].size),
+                 st.mode == SP_MODE_PASSTHROUGH
+                     ? "spillover passes every allocation through on this card (no VMM on host memory)"
+                     : "it fit in the VRAM budget (limit - reserve) when it was made, so it is ordinary VRAM");
         else
           printf("  alloc %2d  0x%012llx  %8.1f MiB  (not among the record's %u largest)\n", i,
-                 (unsigned long long)ch[i].p, (double)ch[i].size / (double)MiB, SP_STATS_TOP_ALLOCS);
+                 (unsigned long long)ch[i].p, mib(ch[i].size), SP_STATS_TOP_ALLOCS);
       }
+    } else if (interposer_present()) {
+      printf("spillover is loaded but wrote no stats record at %s (see its warning above): where the %.0f MiB "
+             "live is not known\n",
+             g_stats_path, mib(allocated_bytes));
     } else {
-      printf("spillover not loaded (no stats record at %s): all %.2f GiB are ordinary device memory\n", g_stats_path,
-             gib(allocated_bytes));
+      printf("spillover not loaded (no stats record at %s): all %.0f MiB are ordinary device memory\n", g_stats_path,
+             mib(allocated_bytes));
     }
   }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "sp.h"
 
@@ -71,7 +72,10 @@ static const char *SIZE_FORM_NOPCT = "a size (use bytes or a number with K/M/G/T
 static int size_var(const char *var, int allow_pct, sp_size *out) {
   const char *v = getenv(var);
   out->kind = 0;
-  if (!v || !*v) return 0;
+  if (!v) return 0;
+  /* Set but empty is most likely a failed shell expansion: "no limit" would be the worst guess. */
+  if (!*v && !strcmp(var, "SPILLOVER_VRAM_LIMIT")) return bad(var, v, "a size (it is set but empty; unset it for the default)");
+  if (!*v) return 0;
   if (sp_parse_size(v, allow_pct, out) != 0) return bad(var, v, allow_pct ? SIZE_FORM : SIZE_FORM_NOPCT);
   return 0;
 }
@@ -125,6 +129,15 @@ int sp_config_parse(sp_config *c) {
     return bad("SPILLOVER_VRAM_LIMIT", getenv("SPILLOVER_VRAM_LIMIT"), "a positive size (use bytes or a number with K/M/G/T, or NN%)");
   if (path_var("SPILLOVER_STATS_DIR", c->stats_dir, sizeof(c->stats_dir))) return -1;
   if (path_var("SPILLOVER_LIBCUDA", c->libcuda, sizeof(c->libcuda))) return -1;
+  /* A path that cannot be read is said here, once: a program that dlopens its own libcuda never
+  ** makes us open this one, so real.c would have nothing to report. */
+  if (strchr(c->libcuda, '/') && access(c->libcuda, R_OK) != 0) {
+    c->libcuda_reported = 1;
+    char why[128];
+    snprintf(why, sizeof(why), "%s", strerror(errno));
+    if (c->log_level >= SP_LOG_WARN)
+      fprintf(stderr, "spillover: SPILLOVER_LIBCUDA=\"%s\" cannot be opened (%s); spillover finds no driver there: unset it or point it at the driver's libcuda.so.1\n", c->libcuda, why);
+  }
   if (path_var("SPILLOVER_LIBNVML", c->libnvml, sizeof(c->libnvml))) return -1;
   if (!c->stats_dir[0]) memcpy(c->stats_dir, "/dev/shm", 9);
   return 0;

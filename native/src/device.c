@@ -117,7 +117,14 @@ sp_dev *sp_dev_get(int ordinal) {
                attr(CU_DEVICE_ATTRIBUTE_HOST_NUMA_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, ordinal, 0) &&
                sp_real.cuMemCreate && sp_real.cuMemMap && sp_real.cuMemAddressReserve && sp_real.cuMemSetAccess;
   uint64_t lim = sp_cfg.vram_limit.kind ? sp_size_resolve(&sp_cfg.vram_limit, phys, phys) : free_vram(ordinal, phys);
-  if (lim > phys) lim = phys;
+  if (lim > phys) {
+    static int said; /* once per process, not once per device */
+    if (!said++)
+      sp_log(SP_LOG_WARN, "SPILLOVER_VRAM_LIMIT (%llu MiB) is more than device %d has (%llu MiB); using %llu MiB",
+             (unsigned long long)(lim >> 20), ordinal, (unsigned long long)(phys >> 20),
+             (unsigned long long)(phys >> 20));
+    lim = phys;
+  }
   if (sp_g.broker) lim = sp_broker_vram(ordinal, lim, phys);
   d->limit = lim;
   uint64_t tenth = lim / 10;

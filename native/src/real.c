@@ -5,6 +5,7 @@
 */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sp.h"
@@ -31,6 +32,11 @@ static void do_cuda_load(void) {
   sp_active(); /* configuration (library paths) */
   sp_in_load = 1;
   cuda_handle = dlopen(cuda_path(), RTLD_NOW | RTLD_NODELETE);
+  char why[256] = "";
+  if (!cuda_handle) {
+    const char *e = dlerror(); /* now: the lookups below overwrite it */
+    snprintf(why, sizeof(why), "%s", e ? e : "unknown error");
+  }
   sp_in_load = 0;
 #define SP_REAL_CU(name, params) sp_real.name = (sp_##name##_fn)resolve(cuda_handle, #name);
 #define SP_REAL_NVML(name, params)
@@ -38,7 +44,8 @@ static void do_cuda_load(void) {
 #undef SP_REAL_CU
 #undef SP_REAL_NVML
   if (cuda_handle) sp_route_build(cuda_handle, 0);
-  else sp_log(SP_LOG_WARN, "cannot open %s (%s); hooks forward to the next definition", cuda_path(), dlerror());
+  else if (!sp_cfg.libcuda_reported)
+    sp_log(SP_LOG_WARN, "cannot open %s (%s); hooks forward to the next definition", cuda_path(), why);
 }
 
 static void do_nvml_load(void) {

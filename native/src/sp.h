@@ -68,6 +68,7 @@ typedef struct sp_config {
   char stats_dir[512];
   char libcuda[512];
   char libnvml[512];
+  int libcuda_reported; /* config.c already said SPILLOVER_LIBCUDA cannot be opened */
 } sp_config;
 
 extern sp_config sp_cfg;

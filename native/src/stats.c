@@ -5,6 +5,7 @@
 ** serialised by the global lock. Created when the process first uses a device.
 */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +37,8 @@ void sp_stats_open(void) {
   snprintf(path, sizeof(path), "%s/spillover-%u-%d.stats", sp_cfg.stats_dir, (unsigned)getuid(), (int)getpid());
   int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    sp_log(SP_LOG_WARN, "cannot create %s; no stats for this process", path);
+    sp_log(SP_LOG_WARN, "SPILLOVER_STATS_DIR: cannot create %s (%s); no stats record for this process, so spillover status and top do not see it",
+           path, strerror(errno));
     path[0] = '\0';
     return;
   }

@@ -4,9 +4,27 @@
 **             function by base name + version (+ per-thread flag); unhooked names come back as
 **             the driver's own, cuGetExportTable untouched; totalGlobalMem = reported total
 **  dlsym      dlsym on a libcuda handle, RTLD_DEFAULT, the PLT (linked with -lcuda), NVML by
-**             handle; foreign names (malloc via RTLD_NEXT, cudnn*) forwarded untouched
+**             handle, for every name of src/hooks.def (included, not copied); foreign names
+**             (malloc via RTLD_NEXT, cudnn*) forwarded untouched
 */
 #include "t_common.h"
+
+/* The interposer's hook table, from its own source. */
+static const char *const cu_hooks[] = {
+#define SP_HOOK_CU(name) #name,
+#define SP_HOOK_NVML(name)
+#include "../src/hooks.def"
+#undef SP_HOOK_CU
+#undef SP_HOOK_NVML
+};
+static const char *const nvml_hooks[] = {
+#define SP_HOOK_CU(name)
+#define SP_HOOK_NVML(name) #name,
+#include "../src/hooks.def"
+#undef SP_HOOK_CU
+#undef SP_HOOK_NVML
+};
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 typedef CUresult (*gpa_v2_fn)(const char *, void **, int, cuuint64_t, CUdriverProcAddressQueryResult *);
 typedef CUresult (*gpa_fn)(const char *, void **, int, cuuint64_t);
@@ -113,10 +131,17 @@ static int bootstrap(void) {
 static int dlsym_paths(void) {
   void *lib = dlopen("libcuda.so.1", RTLD_NOW);
   CHECK(lib, "dlopen: %s", dlerror());
-  const char *names[] = {"cuMemAlloc_v2", "cuMemFree_v2", "cuMemAllocAsync", "cuMemAllocAsync_ptsz",
-                         "cuMemGetInfo_v2", "cuDeviceTotalMem_v2", "cuMemCreate", "cuGetProcAddress"};
-  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-    CHECK(dlsym(lib, names[i]) == hook(names[i]), "dlsym(libcuda, %s) is not the hook", names[i]);
+  /* glibc's own dlsym says what the driver itself defines (the fake lacks some hooked names). */
+  void *libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  void *(*libc_dlsym)(void *, const char *) = libc ? (void *(*)(void *, const char *))dlvsym(libc, "dlsym", "GLIBC_2.34") : NULL;
+  if (!libc_dlsym && libc) libc_dlsym = (void *(*)(void *, const char *))dlvsym(libc, "dlsym", "GLIBC_2.2.5");
+  CHECK(libc_dlsym && !t_is_hook((void *)libc_dlsym), "glibc's dlsym");
+  size_t routed = 0;
+  for (size_t i = 0; i < COUNT(cu_hooks); i++) {
+    void *drv = libc_dlsym(lib, cu_hooks[i]), *got = dlsym(lib, cu_hooks[i]);
+    CHECK(drv ? got == hook(cu_hooks[i]) : got == NULL, "dlsym(libcuda, %s) is %p, driver's %p", cu_hooks[i], got, drv);
+    routed += drv != NULL;
+  }
   void *getfn = dlsym(lib, "cuModuleGetFunction");
   CHECK(getfn && !t_is_hook(getfn), "dlsym(libcuda, cuModuleGetFunction) should be the driver's");
   /* PLT: the program's own reference (linked with -lcuda) binds to the hook */
@@ -132,13 +157,13 @@ static int dlsym_paths(void) {
   /* NVML through its handle */
   void *nv = dlopen("libnvidia-ml.so.1", RTLD_NOW);
   CHECK(nv, "dlopen nvml: %s", dlerror());
-  CHECK(dlsym(nv, "nvmlDeviceGetMemoryInfo") == hook("nvmlDeviceGetMemoryInfo"), "nvml memory info not hooked");
-  CHECK(dlsym(nv, "nvmlDeviceGetMemoryInfo_v2") == hook("nvmlDeviceGetMemoryInfo_v2"), "nvml _v2 not hooked");
+  for (size_t i = 0; i < COUNT(nvml_hooks); i++)
+    CHECK(dlsym(nv, nvml_hooks[i]) == hook(nvml_hooks[i]), "dlsym(libnvidia-ml, %s) is not the hook", nvml_hooks[i]);
   void *ninit = dlsym(nv, "nvmlInit_v2");
   CHECK(ninit && !t_is_hook(ninit), "nvmlInit_v2 should be the library's");
   /* dlvsym is not ours: still works */
   CHECK(dlvsym(RTLD_DEFAULT, "dlsym", "GLIBC_2.2.5") != NULL, "dlvsym dlsym@GLIBC_2.2.5");
-  printf("ok dlsym\n");
+  printf("ok dlsym cu=%zu (%zu in this driver) nvml=%zu\n", COUNT(cu_hooks), routed, COUNT(nvml_hooks));
   return 0;
 }
 

@@ -430,6 +430,12 @@ int main(int argc, char **argv) {
   }
   const char *why = load_driver();
   if (why) return json_fail("no_gpu", 3, "no CUDA driver: %s", why);
+  /* The CPU test double answers the driver API but cannot run PTX: say what it is rather than
+  ** blame the driver version when the read kernel does not load. */
+  if (dlsym(libcuda, "fakecuda_calls"))
+    return json_fail("no_gpu", 3,
+                     "this libcuda is spillover's CPU test double (native/build/fake), not an NVIDIA driver; "
+                     "unset SPILLOVER_LIBCUDA (or LD_LIBRARY_PATH) to measure the NVIDIA driver");
   CUresult r = cu.Init(0);
   if (r != CUDA_SUCCESS) return json_fail("no_gpu", 3, "cuInit failed: %s (%d): no usable NVIDIA GPU", errstr(r), r);
   int count = 0;

@@ -1,6 +1,8 @@
 // The results file bench/suite.py writes (schema "spillover-bench/1"), as a zod schema: the
 // report renders only what validates, so a results file from a broken or older suite fails with
-// one line naming the field instead of rendering nonsense.
+// one line naming the field instead of rendering nonsense. It stays in src/ because
+// `spillover plan --validate` reads results files too; the report renderer that is not part of
+// the product lives beside the suite, in bench/report/.
 
 import { z } from "zod";
 

@@ -79,16 +79,3 @@ export function processView(r: StatsRecord): ProcessView {
     top: r.top,
   };
 }
-
-const UNITS = ["B", "KiB", "MiB", "GiB", "TiB"];
-
-/** 1536 -> "1.5KiB"; binary units like the SPILLOVER_* variables. */
-export function formatBytes(n: number): string {
-  let v = n;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${v}B` : `${v >= 100 ? v.toFixed(0) : v.toFixed(1)}${UNITS[u]}`;
-}

@@ -3,9 +3,11 @@
 // SpilloverError("ERR_USAGE" | "ERR_CONFIG") with one line naming the flag, the value and what is
 // accepted.
 
+import { KNOBS, type KnobDef, type KnobFlagName } from "../config/knobs.js";
 import { parseLink, parseRamBw } from "../hw/table.js";
 import { KV_TYPE_NAMES, type KvType } from "../models/ggml-types.js";
 import { SpilloverError } from "../util/errors.js";
+import { parseSize, SIZE_HINT } from "../util/size.js";
 
 export interface FlagSpec<T> {
   /** commander spelling, e.g. "--vram <size>" or "--json". */
@@ -45,95 +47,61 @@ export function parseNumberFlag(min: number, max: number) {
 export function parseSizeFlag(raw: string, flag: string): number {
   const bytes = parseSize(raw);
   if (bytes === undefined) {
-    throw new SpilloverError(
-      "ERR_USAGE",
-      `${flag} ${JSON.stringify(raw)}: expected a size such as 512M, 8G or 1.5GiB (bytes if no unit)`,
-    );
+    throw new SpilloverError("ERR_USAGE", `${flag} ${JSON.stringify(raw)}: expected ${SIZE_HINT}`);
   }
   return bytes;
 }
 
-const UNITS: Record<string, number> = {
-  "": 1,
-  b: 1,
-  k: 2 ** 10,
-  kb: 2 ** 10,
-  kib: 2 ** 10,
-  m: 2 ** 20,
-  mb: 2 ** 20,
-  mib: 2 ** 20,
-  g: 2 ** 30,
-  gb: 2 ** 30,
-  gib: 2 ** 30,
-  t: 2 ** 40,
-  tb: 2 ** 40,
-  tib: 2 ** 40,
-};
+type KnobFlagSpec<N extends KnobFlagName> = Extract<
+  (typeof KNOBS)[number],
+  { flag: { name: N } }
+>["flag"] extends { sets: string }
+  ? { readonly spelling: string; readonly description: string }
+  : {
+      readonly spelling: string;
+      readonly description: string;
+      readonly parse: (raw: string, flag: string) => string;
+    };
 
-/** Binary units throughout (1G = 2^30), as the interposer's SPILLOVER_* variables use. */
-export function parseSize(raw: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(raw);
-  if (!m) return undefined;
-  const unit = UNITS[(m[2] ?? "").toLowerCase()];
-  if (unit === undefined) return undefined;
-  const bytes = Math.round(Number(m[1]) * unit);
-  return Number.isSafeInteger(bytes) ? bytes : undefined;
+/** The interposer knobs' flags (src/config/knobs.ts): the value is checked with the knob's own
+ *  field, and handed to loadConfig as written. */
+const KNOB_FLAGS = Object.fromEntries(
+  (KNOBS as readonly KnobDef[]).flatMap((k): [string, FlagSpec<string>][] => {
+    const f = k.flag;
+    if (f === undefined) return [];
+    if ("sets" in f) return [[f.name, { spelling: f.spelling, description: f.description }]];
+    const parse = (raw: string, flag: string): string => {
+      const r = k.field.safeParse(raw);
+      if (!r.success)
+        throw new SpilloverError(
+          "ERR_USAGE",
+          `${flag} ${JSON.stringify(raw)}: ${r.error.issues[0]?.message ?? "invalid value"}`,
+        );
+      return raw.trim();
+    };
+    return [[f.name, { spelling: f.spelling, description: f.description, parse }]];
+  }),
+) as { [N in KnobFlagName]: KnobFlagSpec<N> };
+
+/** The config layer a command's knob flags make: {vram_limit: "8G", use_broker: "off", ...}. */
+export function knobFlagLayer(flags: Partial<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of KNOBS as readonly KnobDef[]) {
+    if (k.flag === undefined) continue;
+    const v = flags[k.flag.name];
+    if (v === undefined) continue;
+    out[k.key] = k.flag.sets !== undefined ? (v ? k.flag.sets : undefined) : v;
+  }
+  return out;
 }
 
 export const FLAGS = {
+  ...KNOB_FLAGS,
   json: { spelling: "--json", description: "print machine-readable JSON" },
   verbose: { spelling: "-v, --verbose", description: "log what spillover does to stderr" },
   config: {
     spelling: "--config <file>",
     description: "read configuration from this TOML file",
-    parse: (raw: string): string => raw,
-  },
-  vramLimit: {
-    spelling: "--vram-limit <size|NN%>",
-    description: "VRAM budget per GPU (e.g. 8G, or 90% of the card); the rest spills to pinned RAM",
-    parse: (raw: string, flag: string): string => {
-      const pct = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(raw);
-      if (pct ? Number(pct[1]) > 0 && Number(pct[1]) <= 100 : parseSize(raw) !== undefined)
-        return raw.trim();
-      throw new SpilloverError(
-        "ERR_USAGE",
-        `${flag} ${JSON.stringify(raw)}: expected a size such as 512M, 8G or 1.5GiB, or a percentage from 1% to 100%`,
-      );
-    },
-  },
-  vramReserve: {
-    spelling: "--vram-reserve <size>",
-    description: "VRAM kept free for late allocations (activations, KV cache)",
-    parse: parseSizeFlag,
-  },
-  pinnedLimit: {
-    spelling: "--pinned-limit <size>",
-    description: "pinned host memory this program may use",
-    parse: parseSizeFlag,
-  },
-  hostReserve: {
-    spelling: "--host-reserve <size>",
-    description: "host RAM never pinned (default max(4G, 10% of RAM))",
-    parse: parseSizeFlag,
-  },
-  log: {
-    spelling: "--log <level>",
-    description: "interposer log level: off, error, warn, info, debug",
-    parse: (raw: string, flag: string): string => {
-      if (["off", "error", "warn", "info", "debug"].includes(raw)) return raw;
-      throw new SpilloverError(
-        "ERR_USAGE",
-        `${flag} ${JSON.stringify(raw)}: expected one of off, error, warn, info, debug`,
-      );
-    },
-  },
-  noBroker: {
-    spelling: "--no-broker",
-    description: "do not use a broker even if one runs (standalone budgets)",
-  },
-  socket: {
-    spelling: "--socket <path>",
-    description: "broker socket path",
     parse: (raw: string): string => raw,
   },
   system: {

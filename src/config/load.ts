@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { parse as parseToml } from "smol-toml";
 import type { z } from "zod";
 import { SpilloverError } from "../util/errors.js";
+import { KNOBS } from "./knobs.js";
 import {
   BROKER_DEFAULTS,
   type Config,
@@ -32,6 +33,9 @@ export interface LoadOptions {
   /** Overridable for tests; null skips the file. */
   readonly userFile?: string | null;
   readonly systemFile?: string | null;
+  /** The config keys this command uses: SPILLOVER_* variables of other keys are not checked
+   *  (status must not fail on a budget it never passes on). Unset: every key. */
+  readonly uses?: readonly string[];
 }
 
 type Source =
@@ -114,17 +118,30 @@ async function readToml(
   try {
     return { raw: parseToml(text), lines: [] };
   } catch (e) {
-    const msg = (e instanceof Error ? e.message : String(e)).split("\n")[0];
-    return { lines: [`${path}: not valid TOML: ${msg}`] };
+    const msg = (e instanceof Error ? e.message : String(e))
+      .split("\n")[0]
+      ?.replace(/^Invalid TOML document: /, "");
+    const { line, column } = e as { line?: number; column?: number };
+    const at = line !== undefined && column !== undefined ? `:${line}:${column}` : "";
+    return { lines: [`${path}${at}: not valid TOML: ${msg}`] };
   }
 }
 
-/** Turns the env into a raw layer: SPILLOVER_HTTP_PORT=1 -> {broker: {http_port: "1"}}. */
-export function envLayer(env: NodeJS.ProcessEnv): Record<string, unknown> {
+const EMPTY_IS_ERROR = new Set<string>(
+  KNOBS.filter((k) => "emptyIsError" in k && k.emptyIsError).map((k) => k.env),
+);
+
+/** Turns the env into a raw layer: SPILLOVER_HTTP_PORT=1 -> {broker: {http_port: "1"}}. Only
+ *  the keys in `uses` when given. */
+export function envLayer(
+  env: NodeJS.ProcessEnv,
+  uses?: readonly string[],
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [name, key] of Object.entries(ENV_KEYS)) {
     const v = env[name];
-    if (v === undefined || v === "") continue;
+    if (v === undefined || (v === "" && !EMPTY_IS_ERROR.has(name))) continue;
+    if (uses && !uses.some((u) => key === u || key.startsWith(`${u}.`))) continue;
     setPath(out, key, v);
   }
   return out;
@@ -177,7 +194,7 @@ export async function loadConfig(opts: LoadOptions): Promise<Config> {
     if (v.layer) layers.push(v.layer);
   }
   for (const [source, raw] of [
-    [{ kind: "env" }, envLayer(opts.env)],
+    [{ kind: "env" }, envLayer(opts.env, opts.uses)],
     [{ kind: "flags" }, flagLayer(opts.flags ?? {})],
   ] as const) {
     const v = validate(source, raw);
@@ -199,9 +216,4 @@ function flagLayer(flags: Readonly<Record<string, unknown>>): Record<string, unk
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) setPath(out, k, v);
   return out;
-}
-
-/** Formats a byte count the way SPILLOVER_* variables accept it (exact bytes, no rounding). */
-export function sizeEnv(v: { bytes: number } | { percent: number }): string {
-  return "percent" in v ? `${v.percent}%` : String(v.bytes);
 }

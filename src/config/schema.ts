@@ -4,115 +4,19 @@
 // and what is accepted (see load.ts).
 
 import { z } from "zod";
-import { parseSize } from "../cli/flags.js";
+import type { SizeOrPercent } from "../util/size.js";
+import {
+  boolField,
+  intField,
+  numberField,
+  sizeField,
+  sizeOrPercentField,
+  stringField,
+} from "./fields.js";
+import { KNOBS, type KnobValues } from "./knobs.js";
 
-const SIZE_HINT = "a size such as 512M, 8G or 1.5GiB (bytes if no unit)";
-
-function sizeField() {
-  return z.unknown().transform((v, ctx): number => {
-    const bytes =
-      typeof v === "number"
-        ? Number.isSafeInteger(v) && v >= 0
-          ? v
-          : undefined
-        : typeof v === "string"
-          ? parseSize(v)
-          : undefined;
-    if (bytes === undefined) {
-      ctx.addIssue({ code: "custom", message: `expected ${SIZE_HINT}` });
-      return z.NEVER;
-    }
-    return bytes;
-  });
-}
-
-export type SizeOrPercent = { readonly bytes: number } | { readonly percent: number };
-
-/** "NN%" of something the consumer knows (VRAM of the card, MemTotal), or an absolute size. */
-export function parseSizeOrPercent(v: unknown): SizeOrPercent | undefined {
-  if (typeof v === "string") {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(v);
-    if (m) {
-      const p = Number(m[1]);
-      return p > 0 && p <= 100 ? { percent: p } : undefined;
-    }
-    const bytes = parseSize(v);
-    return bytes === undefined ? undefined : { bytes };
-  }
-  if (typeof v === "number" && Number.isSafeInteger(v) && v >= 0) return { bytes: v };
-  return undefined;
-}
-
-function sizeOrPercentField() {
-  return z.unknown().transform((v, ctx): SizeOrPercent => {
-    const r = parseSizeOrPercent(v);
-    if (r === undefined) {
-      ctx.addIssue({
-        code: "custom",
-        message: `expected ${SIZE_HINT}, or a percentage from 1% to 100%`,
-      });
-      return z.NEVER;
-    }
-    return r;
-  });
-}
-
-function intField(min: number, max: number) {
-  return z.unknown().transform((v, ctx): number => {
-    const n =
-      typeof v === "number"
-        ? v
-        : typeof v === "string" && /^\s*-?\d+\s*$/.test(v)
-          ? Number(v)
-          : Number.NaN;
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      ctx.addIssue({ code: "custom", message: `expected a whole number from ${min} to ${max}` });
-      return z.NEVER;
-    }
-    return n;
-  });
-}
-
-function numberField(min: number, max: number) {
-  return z.unknown().transform((v, ctx): number => {
-    const n =
-      typeof v === "number" ? v : typeof v === "string" && v.trim() !== "" ? Number(v) : Number.NaN;
-    if (!Number.isFinite(n) || n < min || n > max) {
-      ctx.addIssue({ code: "custom", message: `expected a number from ${min} to ${max}` });
-      return z.NEVER;
-    }
-    return n;
-  });
-}
-
-function boolField() {
-  return z.unknown().transform((v, ctx): boolean => {
-    if (typeof v === "boolean") return v;
-    if (typeof v === "string" && /^(1|true|yes|on)$/i.test(v.trim())) return true;
-    if (typeof v === "string" && /^(0|false|no|off)$/i.test(v.trim())) return false;
-    ctx.addIssue({ code: "custom", message: "expected true or false (1/0, yes/no)" });
-    return z.NEVER;
-  });
-}
-
-function enumField<T extends string>(values: readonly T[]) {
-  return z.unknown().transform((v, ctx): T => {
-    if (typeof v === "string" && (values as readonly string[]).includes(v)) return v as T;
-    ctx.addIssue({ code: "custom", message: `expected one of ${values.join(", ")}` });
-    return z.NEVER;
-  });
-}
-
-function stringField(what: string) {
-  return z.unknown().transform((v, ctx): string => {
-    if (typeof v === "string" && v.length > 0) return v;
-    ctx.addIssue({ code: "custom", message: `expected ${what}` });
-    return z.NEVER;
-  });
-}
-
-export const LOG_LEVELS = ["off", "error", "warn", "info", "debug"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export type { SizeOrPercent } from "../util/size.js";
+export { LOG_LEVELS, type LogLevel } from "./knobs.js";
 
 export const BrokerSchema = z.strictObject({
   system: boolField().optional(),
@@ -134,34 +38,22 @@ export const BrokerSchema = z.strictObject({
 
 /** Every key optional: one layer (a file, the env, the flags) as the user wrote it. */
 export const ConfigSchema = z.strictObject({
-  vram_limit: sizeOrPercentField().optional(),
-  vram_reserve: sizeField().optional(),
-  pinned_limit: sizeField().optional(),
-  host_reserve: sizeField().optional(),
-  threshold: sizeField().optional(),
-  log: enumField(LOG_LEVELS).optional(),
-  use_broker: enumField(["auto", "off"] as const).optional(),
-  socket: stringField("a socket path").optional(),
-  stats_dir: stringField("a directory").optional(),
+  ...(Object.fromEntries(KNOBS.map((k) => [k.key, k.field.optional()])) as unknown as Record<
+    (typeof KNOBS)[number]["key"],
+    z.ZodOptional<z.ZodType>
+  >),
   broker: BrokerSchema.optional(),
 });
 
 export type ConfigLayer = z.output<typeof ConfigSchema>;
 export type BrokerLayer = z.output<typeof BrokerSchema>;
 
-/** The merged configuration; keys without a value fall back to defaults where they are used. */
-export interface Config {
-  readonly vram_limit?: SizeOrPercent;
-  readonly vram_reserve?: number;
-  readonly pinned_limit?: number;
-  readonly host_reserve?: number;
-  readonly threshold?: number;
-  readonly log?: LogLevel;
+/** The merged configuration; knobs without a value fall back to defaults where they are used. */
+export type Config = KnobValues & {
   readonly use_broker: "auto" | "off";
-  readonly socket?: string;
   readonly stats_dir: string;
   readonly broker: BrokerConfig;
-}
+};
 
 export interface BrokerConfig {
   readonly system: boolean;
@@ -196,20 +88,17 @@ export const BROKER_DEFAULTS: BrokerConfig = {
   history_minutes: 10,
 };
 
-/** SPILLOVER_* variables the CLI reads, and the key each sets (the interposer reads more). */
-export const ENV_KEYS: Readonly<Record<string, string>> = {
-  SPILLOVER_VRAM_LIMIT: "vram_limit",
-  SPILLOVER_VRAM_RESERVE: "vram_reserve",
-  SPILLOVER_PINNED_LIMIT: "pinned_limit",
-  SPILLOVER_HOST_RESERVE: "host_reserve",
-  SPILLOVER_THRESHOLD: "threshold",
-  SPILLOVER_LOG: "log",
-  SPILLOVER_BROKER: "use_broker",
-  SPILLOVER_SOCKET: "socket",
-  SPILLOVER_STATS_DIR: "stats_dir",
+/** The broker's own SPILLOVER_* variables (the interposer's are in knobs.ts). */
+export const BROKER_ENV_KEYS: Readonly<Record<string, string>> = {
   SPILLOVER_HTTP_PORT: "broker.http_port",
   SPILLOVER_HTTP_HOST: "broker.http_host",
   SPILLOVER_PINNED_BUDGET: "broker.pinned_budget",
   SPILLOVER_GROW_STEP: "broker.grow_step",
   SPILLOVER_BROKER_GROUP: "broker.group",
+};
+
+/** Every SPILLOVER_* variable the CLI reads, and the config key each sets. */
+export const ENV_KEYS: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(KNOBS.map((k) => [k.env, k.key])),
+  ...BROKER_ENV_KEYS,
 };

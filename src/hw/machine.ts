@@ -3,7 +3,15 @@
 
 import { SpilloverError } from "../util/errors.js";
 import type { HwProfile } from "./profile.js";
-import { findGpu, type GpuSpec, gpuOrThrow, PCIE, ZERO_COPY_OF_COPY } from "./table.js";
+import {
+  DEFAULT_HOST,
+  findGpu,
+  type GpuSpec,
+  gpuOrThrow,
+  PCIE,
+  parseRamBw,
+  ZERO_COPY_OF_COPY,
+} from "./table.js";
 
 export type Provenance = "measured" | "spec" | "flag";
 
@@ -24,6 +32,8 @@ export interface Machine {
   readonly ramSource: "measured" | "theoretical" | "flag";
   readonly cpuThreads: number;
   readonly hostRamBytes: number | null;
+  /** Set when the host (RAM bandwidth, threads) is DEFAULT_HOST, not measured or given. */
+  readonly assumedHost?: string;
 }
 
 export interface MachineFlags {
@@ -68,9 +78,10 @@ export function buildMachine(profile: HwProfile | undefined, f: MachineFlags): M
   const zeroCopy = f.link
     ? h2d * ZERO_COPY_OF_COPY
     : (p?.gpu.vmmHostReadGBs ?? p?.gpu.zeroCopyReadGBs ?? h2d * ZERO_COPY_OF_COPY);
-  const threads = f.cpuThreads ?? p?.cpu.threads ?? 8;
+  const threads = f.cpuThreads ?? p?.cpu.threads ?? DEFAULT_HOST.cpuThreads;
   let ramGBs: number;
   let ramSource: Machine["ramSource"];
+  let assumedHost: string | undefined;
   if (f.ramBw) {
     ramGBs = f.ramBw.gbs;
     ramSource = f.ramBw.theoretical ? "theoretical" : "flag";
@@ -79,10 +90,10 @@ export function buildMachine(profile: HwProfile | undefined, f: MachineFlags): M
       f.cpuThreads !== undefined ? ramAtThreads(profile, f.cpuThreads) : profile.cpu.ramReadGBs;
     ramSource = "measured";
   } else {
-    throw new SpilloverError(
-      "ERR_USAGE",
-      "--ram-bw is needed without a hardware profile (GB/s, e.g. 76, or a DRAM setup such as ddr5-6000x2)",
-    );
+    const host = parseRamBw(DEFAULT_HOST.ram);
+    ramGBs = host?.gbs ?? 0;
+    ramSource = "theoretical";
+    assumedHost = `${DEFAULT_HOST.what}${f.cpuThreads !== undefined ? ` (threads: ${threads}, from --cpu-threads)` : ""}`;
   }
   return {
     gpuName: p?.gpu.name ?? spec?.name ?? "custom GPU",
@@ -98,5 +109,6 @@ export function buildMachine(profile: HwProfile | undefined, f: MachineFlags): M
     ramSource,
     cpuThreads: threads,
     hostRamBytes: profile?.cpu.memTotalBytes ?? null,
+    ...(assumedHost !== undefined ? { assumedHost } : {}),
   };
 }

@@ -243,6 +243,14 @@ export const PCIE: Readonly<Record<3 | 4 | 5, LinkSpec>> = {
 export const ZERO_COPY_OF_COPY = 50.8 / 54.5;
 
 /** Theoretical GB/s per 64-bit channel. */
+/** The host a plan assumes when it has neither a profile nor --ram-bw: a typical desktop that
+ *  would hold a consumer GPU (dual-channel DDR5-5600, 8 threads), named as assumed in the output. */
+export const DEFAULT_HOST = {
+  ram: "ddr5-5600x2",
+  cpuThreads: 8,
+  what: "a typical desktop: dual-channel DDR5-5600, 8 CPU threads",
+} as const;
+
 export const DRAM_CHANNEL_GBS: Readonly<Record<string, number>> = {
   "ddr4-2133": 17.0,
   "ddr4-2400": 19.2,

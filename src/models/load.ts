@@ -2,7 +2,7 @@
 // directory with config.json and optional safetensors shards, or a config.json alone) -> a
 // ModelDescription. Local files only; headers only.
 
-import { readFile, stat } from "node:fs/promises";
+import { readdir, readFile, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { z } from "zod";
 import { describeGguf } from "./from-gguf.js";
@@ -61,8 +61,7 @@ export async function loadModel(path: string, opts: LoadOptions = {}): Promise<M
     const { files } = await readGgufModel(path);
     return describeGguf(files, path);
   }
-  if (name.endsWith(".safetensors"))
-    return loadSafetensors(dirname(path), [path], join(dirname(path), "config.json"));
+  if (name.endsWith(".safetensors")) return loadSafetensorsFile(path);
   if (name.endsWith(".json")) {
     const raw = await readJson(path);
     if (raw && typeof raw === "object" && "weight_map" in raw)
@@ -102,12 +101,75 @@ async function loadDirectory(dir: string, opts: LoadOptions): Promise<ModelDescr
   if ((await kind(join(dir, "model.safetensors"))) === "file") {
     return loadSafetensors(dir, [join(dir, "model.safetensors")], configPath);
   }
+  const gguf = await onlyGguf(dir);
+  if (gguf) {
+    const { files } = await readGgufModel(gguf);
+    const m = describeGguf(files, gguf);
+    return { ...m, notes: [`read ${basename(gguf)}, the only GGUF model in ${dir}`] };
+  }
   if ((await kind(configPath)) === "file")
     return fromConfigOnly(configPath, parseHfConfig(configPath, await readJson(configPath)), opts);
   throw modelError(
     dir,
     "no model here (expected config.json, model.safetensors(.index.json) or a .gguf file)",
   );
+}
+
+/** The GGUF model of a directory when there is exactly one (a split model counts once, by its
+ *  first part); undefined when there is none; an error naming them when there are several. */
+async function onlyGguf(dir: string): Promise<string | undefined> {
+  const names = (await readdir(dir)).filter((n) => n.toLowerCase().endsWith(".gguf"));
+  const models = names.filter((n) => {
+    const part = /-(\d{5})-of-\d{5}\.gguf$/i.exec(n);
+    return part === null || Number(part[1]) === 1;
+  });
+  if (models.length === 0) return undefined;
+  if (models.length > 1) {
+    throw modelError(
+      dir,
+      `${models.length} GGUF models here (${models.sort().join(", ")}); name the one to plan for`,
+    );
+  }
+  return join(dir, models[0] as string);
+}
+
+const SHARD = /^(.*)-(\d{5})-of-(\d{5})\.safetensors$/;
+
+/** One .safetensors file; a shard ("model-00001-of-00003.safetensors") stands for its whole model:
+ *  all of its siblings are read (and the plan says so), or one line names the first missing one. */
+async function loadSafetensorsFile(path: string): Promise<ModelDescription> {
+  const dir = dirname(path);
+  const configPath = join(dir, "config.json");
+  const m = SHARD.exec(basename(path));
+  if (!m) return loadSafetensors(dir, [path], configPath);
+  const [, prefix, nText, ofText] = m as unknown as [string, string, string, string];
+  const of = Number(ofText);
+  const shards = Array.from(
+    { length: of },
+    (_, i) => `${prefix}-${String(i + 1).padStart(5, "0")}-of-${ofText}.safetensors`,
+  );
+  const missing: string[] = [];
+  for (const s of shards) if ((await kind(join(dir, s))) !== "file") missing.push(s);
+  if (missing.length > 0) {
+    const named =
+      missing.slice(0, 3).join(", ") +
+      (missing.length > 3 ? ` and ${missing.length - 3} more` : "");
+    throw modelError(
+      path,
+      `is shard ${Number(nText)} of ${of}, but ${named} ${missing.length === 1 ? "is" : "are"} not beside it; plan needs every shard of the model`,
+    );
+  }
+  const model = await loadSafetensors(
+    dir,
+    shards.map((s) => join(dir, s)),
+    configPath,
+  );
+  return {
+    ...model,
+    notes: [
+      `read all ${of} shards (${shards[0]} .. ${shards[of - 1]}): one shard is not the model`,
+    ],
+  };
 }
 
 async function loadSafetensors(

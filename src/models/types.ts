@@ -64,4 +64,6 @@ export interface ModelDescription {
   readonly format: ModelFormat;
   readonly arch: ModelArch;
   readonly tensors: readonly TensorEntry[];
+  /** What the reader decided on the user's behalf (which shards or file it read), said once. */
+  readonly notes?: readonly string[];
 }

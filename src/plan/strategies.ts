@@ -114,7 +114,7 @@ export function makeEnv(a: ModelAnalysis, m: Machine, w: Workload, modelPath: st
     cpuFlops: m.cpuThreads * E.CPU_GFLOPS_PER_THREAD * 1e9,
     h2d: m.h2dGBs * GB,
     zc: m.zeroCopyGBs * GB,
-    // The interposer never pins more than MemTotal minus max(4 GiB, 10%) (design.md invariant 3).
+    // The interposer never pins more than MemTotal minus max(4 GiB, 10%) (docs/architecture.md, invariant 3).
     hostRamLimit:
       m.hostRamBytes === null ? null : m.hostRamBytes - Math.max(4 * 2 ** 30, 0.1 * m.hostRamBytes),
   };
@@ -196,9 +196,13 @@ export const fmtGiB = (b: number) => `${(b / GiB).toFixed(1)} GiB`;
 
 const isGguf = (e: Env) => /\.gguf$/i.test(e.modelPath);
 
-/** llama.cpp runs GGUF files: other formats are named as the GGUF they would become. */
+/** llama.cpp runs GGUF files: another format is converted first (llama.cpp's own script). */
 function llamaServer(e: Env): string {
-  return isGguf(e) ? `llama-server -m ${e.modelPath}` : "llama-server -m MODEL.gguf";
+  if (isGguf(e)) return `llama-server -m ${e.modelPath}`;
+  const dir = /\.(safetensors|json)$/i.test(e.modelPath)
+    ? e.modelPath.replace(/\/[^/]*$/, "") || "."
+    : e.modelPath;
+  return `python3 convert_hf_to_gguf.py ${dir} --outfile MODEL.gguf && llama-server -m MODEL.gguf`;
 }
 
 function llamaFlags(e: Env): string {
@@ -247,7 +251,7 @@ export function allVram(e: Env): StrategyResult {
 
 /** Which weight bytes spillover leaves in host RAM when `hostBytes` must go there: embeddings
  * first (one row read per token), then routed experts (read at experts-used/experts), then the
- * rest, as design.md's placement policy orders them. */
+ * rest, as the placement policy (docs/architecture.md) orders them. */
 function hostSplit(e: Env, hostBytes: number) {
   const a = e.a;
   let left = Math.max(0, hostBytes);
@@ -329,7 +333,7 @@ export function spilloverStreaming(e: Env): StrategyResult {
   const maxLayer = Math.max(0, ...e.a.layers.map((l) => l.total - l.expertBytes));
   const { resident, host, base } = tieredBase(e, "spillover-streaming", 2 * maxLayer);
   const bad = tieredCheck(e, resident, host);
-  base.notes.push("streaming engine: roadmap step 3 (design.md), not in this release");
+  base.notes.push("streaming engine: on the roadmap (docs/architecture.md), not in this release");
   if (bad) return infeasible(base, bad);
   const split = hostSplit(e, host);
   // Dense host bytes are copied ahead of use at copy-engine speed, overlapped with compute; routed

@@ -7,7 +7,7 @@ import {
   idealPlacement,
   pickReference,
   prefillCopyBoundSeconds,
-} from "../../src/bench/analysis.js";
+} from "../../bench/report/analysis.js";
 import type { LlmEntry, ModelFacts } from "../../src/bench/schema.js";
 import { entry, fixture } from "./fixture.js";
 

@@ -11,7 +11,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { newestResults, runBenchReport } from "../../src/bench/report-cli.js";
+import { newestResults, runBenchReport } from "../../bench/report/report-cli.js";
 import { FIXTURE_PATH, rawFixture } from "./fixture.js";
 
 function sandbox() {
@@ -39,6 +39,19 @@ describe("bench:report", () => {
     }
     expect(newestResults(dir)).toBe(join(dir, "2026-11-27-h100.json"));
     expect(newestResults(join(cwd, "nope"))).toBeNull();
+  });
+
+  it("of one day's runs picks the last by name, compared without .json (…-migrate after …)", () => {
+    const { cwd } = sandbox();
+    const dir = join(cwd, "bench/results");
+    mkdirSync(dir, { recursive: true });
+    for (const n of [
+      "2026-11-26-h100-zz.json",
+      "2026-11-27-h100.json",
+      "2026-11-27-h100-migrate.json",
+    ])
+      writeFileSync(join(dir, n), "{}");
+    expect(newestResults(dir)).toBe(join(dir, "2026-11-27-h100-migrate.json"));
   });
 
   it("writes the markdown and every chart it references", () => {

@@ -1,7 +1,7 @@
 // The rendered report: claims with verdicts and reasons, per-model tables, charts that exist,
 // failures with their error tails, and banners for fixture and smoke data.
 import { describe, expect, it } from "vitest";
-import { renderReport } from "../../src/bench/report.js";
+import { renderReport } from "../../bench/report/report.js";
 import { entry, fixture } from "./fixture.js";
 
 const opts = { source: "bench/results/2026-11-27-h100-80gb-hbm3.json", imgDir: "img" };

@@ -1,6 +1,6 @@
 // The hand-written SVG charts: well-formed, deterministic, scaled as labelled.
 import { describe, expect, it } from "vitest";
-import { barChart, escapeXml, lineChart, tickLabel } from "../../src/bench/svg.js";
+import { barChart, escapeXml, lineChart, tickLabel } from "../../bench/report/svg.js";
 
 function balanced(svg: string): boolean {
   // every opening tag that is not self-closed has its closing tag

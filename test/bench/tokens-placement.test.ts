@@ -7,9 +7,9 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { analyse } from "../../src/bench/analysis.js";
-import { parseRecords, type RawRecord } from "../../src/bench/records.js";
-import { renderReport } from "../../src/bench/report.js";
+import { analyse } from "../../bench/report/analysis.js";
+import { parseRecords, type RawRecord } from "../../bench/report/records.js";
+import { renderReport } from "../../bench/report/report.js";
 import { entry, fixture, type rawFixture } from "./fixture.js";
 
 const RECORDS_DIR = join(import.meta.dirname, "..", "fixtures", "bench", "records");

@@ -35,8 +35,8 @@ describe("config precedence", () => {
       flags: { vram_limit: "90%" },
     });
     expect(c.vram_limit).toEqual({ percent: 90 });
-    expect(c.vram_reserve).toBe(4 * 2 ** 20);
-    expect(c.pinned_limit).toBe(3 * 2 ** 20);
+    expect(c.vram_reserve).toEqual({ bytes: 4 * 2 ** 20 });
+    expect(c.pinned_limit).toEqual({ bytes: 3 * 2 ** 20 });
     expect(c.threshold).toBe(2 * 2 ** 20);
     expect(c.log).toBe("error");
     expect(c.broker.http_port).toBe(1);
@@ -58,7 +58,7 @@ describe("bad configuration: one line per bad key, exit 2", () => {
   it.each([
     [
       'vram_limit = "8X"',
-      /cfg\.toml: vram_limit = "8X": expected a size such as 512M, 8G or 1\.5GiB .*percentage/,
+      /cfg\.toml: vram_limit = "8X": expected a positive size such as 512M, 8G or 1\.5GiB .*percentage/,
     ],
     ['vram_limit = "150%"', /vram_limit = "150%": expected/],
     ["pinned_limit = -5", /pinned_limit = -5: expected a size/],
@@ -73,7 +73,7 @@ describe("bad configuration: one line per bad key, exit 2", () => {
     ["colour = 1", /cfg\.toml: colour: unknown key/],
     ["[broker]\nport = 1", /cfg\.toml: broker\.port: unknown key/],
     ["broker = 5", /broker: expected a table/],
-    ["vram_limit = ", /cfg\.toml: not valid TOML/],
+    ["vram_limit = ", /cfg\.toml:1:14: not valid TOML: invalid value$/],
   ])("%s", async (toml, re) => {
     const d = tmp({ "cfg.toml": toml });
     const r = await cli(["status", "--config", join(d, "cfg.toml")]);
@@ -86,7 +86,7 @@ describe("bad configuration: one line per bad key, exit 2", () => {
 
   it("reports every bad key, one line each", async () => {
     const d = tmp({ "cfg.toml": 'vram_limit = "x"\nlog = "y"\n' });
-    const r = await cli(["status", "--config", join(d, "cfg.toml")], {
+    const r = await cli(["run", "--config", join(d, "cfg.toml"), "--", "true"], {
       SPILLOVER_HTTP_PORT: "http",
     });
     expect(r.code).toBe(2);
@@ -97,18 +97,40 @@ describe("bad configuration: one line per bad key, exit 2", () => {
   });
 
   it("names the env var", async () => {
-    const r = await cli(["status"], { SPILLOVER_VRAM_RESERVE: "lots" });
+    const r = await cli(["run", "--", "true"], { SPILLOVER_VRAM_RESERVE: "lots" });
     expect(r.code).toBe(2);
     expect(r.err.trim()).toBe(
-      'spillover: SPILLOVER_VRAM_RESERVE="lots": expected a size such as 512M, 8G or 1.5GiB (bytes if no unit)',
+      'spillover: SPILLOVER_VRAM_RESERVE="lots": expected a size such as 512M, 8G or 1.5GiB (bytes if no unit), or a percentage from 1% to 100%',
     );
+  });
+
+  it.each([
+    ["SPILLOVER_MIGRATE", "maybe", "expected 1 or 0 (true or false in a config file)"],
+    ["SPILLOVER_DISABLE", "yes", "expected 1 or 0 (true or false in a config file)"],
+    ["SPILLOVER_KEEP_STATS", "true", "expected 1 or 0 (true or false in a config file)"],
+    [
+      "SPILLOVER_VRAM_LIMIT",
+      "",
+      "expected a positive size such as 512M, 8G or 1.5GiB (bytes if no unit), or a percentage from 1% to 100%",
+    ],
+  ])("run rejects %s=%j with one line, as the interposer would", async (name, value, why) => {
+    const r = await cli(["run", "--", "true"], { [name]: value });
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(`spillover: ${name}=${JSON.stringify(value)}: ${why}\n`);
+  });
+
+  it("a TOML syntax error names the line and column", async () => {
+    const d = tmp({ "cfg.toml": 'log = "warn"\nvram_limit = \n' });
+    const r = await cli(["run", "--config", join(d, "cfg.toml"), "--", "true"]);
+    expect(r.code).toBe(2);
+    expect(r.err.trim()).toMatch(/^spillover: .*cfg\.toml:2:14: not valid TOML: invalid value$/);
   });
 
   it("names the flag", async () => {
     const r = await cli(["run", "--pinned-limit", "12Q", "--", "true"]);
     expect(r.code).toBe(2);
     expect(r.err.trim()).toBe(
-      'spillover: --pinned-limit "12Q": expected a size such as 512M, 8G or 1.5GiB (bytes if no unit)',
+      'spillover: --pinned-limit "12Q": expected a size such as 512M, 8G or 1.5GiB (bytes if no unit), or a percentage from 1% to 100%',
     );
     const r2 = await cli(["broker", "--http-port", "99999"]);
     expect(r2.code).toBe(2);

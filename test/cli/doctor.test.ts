@@ -13,6 +13,7 @@ import {
 } from "../../src/cli/commands/doctor-checks.js";
 import { parseGpuCsv } from "../../src/gpu/nvidia-smi.js";
 import { ROOT } from "../broker/helpers.js";
+import { runCli } from "../helpers/cli.js";
 
 const H100 = "0, GPU-abc, NVIDIA H100 80GB HBM3, 81559, 0, 580.95.05, 5, 5, 16, 16\n";
 const device = {
@@ -81,8 +82,13 @@ describe("doctor checks", () => {
     );
     expect(r["NVIDIA driver"]).toMatchObject({
       status: "fail",
+      detail: "nvidia-smi not found", // not "nvidia-smi: nvidia-smi not found"
       fix: expect.stringContaining("install the NVIDIA driver"),
     });
+    // and where to see spillover without a GPU
+    expect(r["NVIDIA driver"]?.fix).toContain(
+      "`npm run demo` shows spillover at work on its CPU test double (simulated)",
+    );
     expect(r["VMM and host NUMA memory"]).toMatchObject({
       status: "fail",
       detail: "no HOST_NUMA cuMemCreate on device 0",
@@ -140,6 +146,29 @@ describe.skipIf(!existsSync(probe) || !existsSync(fake))(
       ) as ProbeOutput;
       expect(out).toMatchObject({ driver: true, init: 0, lib: { path: lib, loads: true } });
       expect(out.devices?.[0]).toMatchObject({ vmm: 1, hostNumaVmm: 1 });
+    });
+
+    it("doctor with SPILLOVER_LIBCUDA at the test double says so, and names a missing libcuda once", async () => {
+      const env = { PATH: process.env.PATH, SPILLOVER_LIBCUDA: fake };
+      const r = await runCli(["doctor", "--json"], env);
+      const checks = Object.fromEntries(
+        (JSON.parse(r.out) as { name: string; result: { status: string; detail: string } }[]).map(
+          (c) => [c.name, c.result],
+        ),
+      );
+      expect(checks["libcuda loads"]).toMatchObject({
+        status: "warn",
+        detail: `${fake} is spillover's CPU test double (native/build/fake), not an NVIDIA driver: the checks below describe the double`,
+      });
+      const missing = await runCli(["doctor", "--json"], {
+        PATH: process.env.PATH,
+        SPILLOVER_LIBCUDA: "/nonexistent/libcuda.so.1",
+      });
+      const detail = (
+        JSON.parse(missing.out) as { name: string; result: { detail: string } }[]
+      ).find((c) => c.name === "libcuda loads")?.result.detail;
+      expect(detail).toMatch(/^\/nonexistent\/libcuda\.so\.1: /);
+      expect(detail).not.toMatch(/libcuda\.so\.1: \/nonexistent\/libcuda\.so\.1/);
     });
 
     it("says there is no driver when libcuda is missing", () => {

@@ -78,6 +78,25 @@ describe("spillover run", () => {
     expect(r.code).toBe(7);
   });
 
+  it("passes SPILLOVER_MIGRATE, KEEP_STATS and DISABLE set in the config file to the child", async () => {
+    const d = mkdtempSync(join(tmpdir(), "spillover-run-cfg-"));
+    const cfg = join(d, "config.toml");
+    writeFileSync(cfg, 'migrate = false\nkeep_stats = true\ndisable = 0\nthreshold = "4M"\n');
+    const r = await cli([
+      "run",
+      "--config",
+      cfg,
+      "--no-broker",
+      "--",
+      "sh",
+      "-c",
+      "echo $SPILLOVER_MIGRATE $SPILLOVER_KEEP_STATS $SPILLOVER_DISABLE $SPILLOVER_THRESHOLD",
+    ]).done;
+    expect(r.err).toBe("");
+    expect(r.out.trim()).toBe("0 1 0 4194304");
+    expect(r.code).toBe(0);
+  });
+
   it("sets SPILLOVER_SOCKET when a broker answers", async () => {
     const b: TestBroker = await startTestBroker({}, { http: false });
     try {

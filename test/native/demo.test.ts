@@ -19,7 +19,11 @@ interface DemoReport {
   alloc_error: string | null;
   device: { simulated: boolean; vram_limit: number };
   allocations: { size: number; vram_bytes: number | null; pinned_bytes: number | null }[];
-  spillover: { loaded: boolean; tier_bytes?: { vram: number; pinned: number; swap: number } };
+  spillover: {
+    loaded: boolean;
+    vram_limit?: number;
+    tier_bytes?: { vram: number; pinned: number };
+  };
 }
 
 function lastJsonLine(out: string): DemoReport {
@@ -48,8 +52,44 @@ describe("npm run demo (simulated)", () => {
     );
     expect(r.stdout).toMatch(/pass 1: .*: 0 mismatched words/);
     expect(r.stdout).toMatch(/pass 2: .*: 0 mismatched words/);
-    expect(r.stdout).toMatch(/tiers: VRAM [\d.]+ GiB \| pinned host 0\.\d*[1-9]\d* GiB/);
+    expect(r.stdout).toMatch(
+      /tiers: VRAM \d+ MiB \| pinned host [1-9]\d* MiB \| passed to the driver \d+ MiB\n/,
+    );
+    expect(r.stdout).not.toMatch(/swap|GiB/);
+    expect(r.stdout).toMatch(
+      /alloc +0 .* passed to the driver: it fit in the VRAM budget \(limit - reserve\) when it was made/,
+    );
     expect(r.stdout).toContain("PASS: every byte verified");
+    expect(r.status).toBe(0);
+  });
+
+  it("SPILLOVER_VRAM_LIMIT=50% means half the card's physical VRAM, as in the interposer", () => {
+    const r = spawnSync("node", [path.join(root, "scripts/demo.mjs"), "--json"], {
+      encoding: "utf8",
+      env: { ...process.env, ...fakeEnv, SPILLOVER_VRAM_LIMIT: "50%" },
+      timeout: 120_000,
+    });
+    const rep = lastJsonLine(r.stdout);
+    expect(rep.device.vram_limit).toBe(128 * 2 ** 20); // FAKE_CUDA_VRAM=256M
+    expect(rep.spillover.vram_limit).toBe(128 * 2 ** 20);
+    expect(rep.allocated_bytes).toBeGreaterThanOrEqual(2.9 * 128 * 2 ** 20);
+    expect(rep.ok).toBe(true);
+    expect(r.status).toBe(0);
+  });
+
+  it("with SPILLOVER_STATS_DIR missing: the interposer warns once and the demo does not call it unloaded", () => {
+    const r = spawnSync("node", [path.join(root, "scripts/demo.mjs")], {
+      encoding: "utf8",
+      env: { ...process.env, ...fakeEnv, SPILLOVER_STATS_DIR: "/nonexistent/stats" },
+      timeout: 120_000,
+    });
+    const warns = r.stderr.split("\n").filter((l) => l.includes("SPILLOVER_STATS_DIR"));
+    expect(warns).toHaveLength(1);
+    expect(warns[0]).toMatch(
+      /cannot create \/nonexistent\/stats\/spillover-.*No such file or directory/,
+    );
+    expect(r.stdout).not.toContain("spillover not loaded");
+    expect(r.stdout).toContain("spillover is loaded but wrote no stats record");
     expect(r.status).toBe(0);
   });
 

@@ -275,7 +275,7 @@ describe("spillover plan (CLI)", () => {
     expect(r.out).toMatch(/\nwinner {3}MoE experts on CPU \(--n-cpu-moe \d+\)\n/);
     expect(r.out).toMatch(/\nwhy {6}CPU offload wins/);
     expect(r.out).toMatch(
-      /\ncommand {2}llama-server -m MODEL\.gguf -ngl 999 --n-cpu-moe \d+ -c 320 -fa on/,
+      /\ncommand {2}python3 convert_hf_to_gguf\.py test\/fixtures\/models\/mixtral-config --outfile MODEL\.gguf && llama-server -m MODEL\.gguf -ngl 999 --n-cpu-moe \d+ -c 320 -fa on/,
     );
   });
 
@@ -356,7 +356,7 @@ describe("spillover plan (CLI)", () => {
       ],
       [
         ["plan", "test/fixtures/models/tiny-llama.gguf", "--profile", "/nonexistent/p.json"],
-        /^spillover: no hardware profile: run `spillover bench hw`/,
+        /^spillover: --profile \/nonexistent\/p\.json: no such file; make one with `spillover bench hw --profile/,
       ],
       [
         ["plan", "test/fixtures/models/nope.gguf", ...hw],

@@ -6,6 +6,7 @@ import { jsonLogger } from "../../broker/log.js";
 import { SYSTEM_SOCKET, userSocketPath } from "../../broker/paths.js";
 import { loadConfig } from "../../config/load.js";
 import { defineCommand } from "../command.js";
+import { knobFlagLayer } from "../flags.js";
 import { uid } from "./shared.js";
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
@@ -28,9 +29,9 @@ export const brokerCommand = defineCommand({
     const config = await loadConfig({
       env: io.env,
       configFile: flags.config,
+      uses: ["socket", "host_reserve", "stats_dir", "log", "broker"],
       flags: {
-        socket: flags.socket,
-        host_reserve: flags.hostReserve,
+        ...knobFlagLayer({ socket: flags.socket, hostReserve: flags.hostReserve }),
         "broker.system": flags.system ? true : undefined,
         "broker.http_port": flags.httpPort,
         "broker.http_host": flags.httpHost,

@@ -3,8 +3,8 @@
 // pass/warn/fail, what it found, and the fix.
 
 import { parseMeminfo } from "../../broker/pressure.js";
-import { formatBytes } from "../../broker/view.js";
 import type { GpuQuery } from "../../gpu/nvidia-smi.js";
+import { formatBytes } from "../../util/size.js";
 
 export type CheckStatus = "pass" | "warn" | "fail";
 
@@ -54,6 +54,19 @@ export interface Check {
   readonly run: (i: DoctorInputs) => Promise<CheckResult>;
 }
 
+/** "name: message", unless the message already starts with the name ("nvidia-smi not found"). */
+function named(name: string, message: string): string {
+  return message.startsWith(name) ? message : `${name}: ${message}`;
+}
+
+/** The CPU test double of the driver (native/test/fake) names its devices so. */
+export function isTestDouble(p: ProbeOutput): boolean {
+  return (p.devices ?? []).some((d) => /CPU test double/.test(d.name));
+}
+
+const NO_GPU_DEMO =
+  "without a GPU, `npm run demo` shows spillover at work on its CPU test double (simulated)";
+
 const cudaVersion = (v: number) => `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}`;
 
 async function probeOrNull(i: DoctorInputs): Promise<ProbeOutput | { missing: string }> {
@@ -68,8 +81,8 @@ export const CHECKS: readonly Check[] = [
       if (!q.ok)
         return {
           status: "fail",
-          detail: `nvidia-smi: ${q.reason}`,
-          fix: "install the NVIDIA driver (nvidia-smi must be on PATH)",
+          detail: named("nvidia-smi", q.reason),
+          fix: `install the NVIDIA driver (nvidia-smi must be on PATH); ${NO_GPU_DEMO}`,
         };
       if (q.gpus.length === 0)
         return {
@@ -95,7 +108,7 @@ export const CHECKS: readonly Check[] = [
       if (!p.driver)
         return {
           status: "fail",
-          detail: `${p.libcuda}: ${p.error ?? "cannot load"}`,
+          detail: named(p.libcuda, p.error ?? "cannot load"),
           fix: "install the NVIDIA driver, or set SPILLOVER_LIBCUDA to libcuda.so.1's path",
         };
       if (p.init !== 0)
@@ -109,6 +122,12 @@ export const CHECKS: readonly Check[] = [
           status: "warn",
           detail: `driver API ${cudaVersion(p.version ?? 0)}`,
           fix: "HOST_NUMA memory needs a driver for CUDA 12.2 or newer",
+        };
+      if (isTestDouble(p))
+        return {
+          status: "warn",
+          detail: `${p.libcuda} is spillover's CPU test double (native/build/fake), not an NVIDIA driver: the checks below describe the double`,
+          fix: "unset SPILLOVER_LIBCUDA (and LD_LIBRARY_PATH) to check the NVIDIA driver",
         };
       return { status: "pass", detail: `${p.libcuda}, driver API ${cudaVersion(p.version ?? 0)}` };
     },

@@ -5,6 +5,7 @@
 
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
+import type { Machine } from "../../hw/machine.js";
 import { buildMachine, type MachineFlags } from "../../hw/machine.js";
 import { defaultProfilePath, loadProfile } from "../../hw/profile.js";
 import { analyzeModel } from "../../models/analyze.js";
@@ -17,6 +18,7 @@ import { formatValidation } from "../../plan/validate-format.js";
 import { SpilloverError } from "../../util/errors.js";
 import { defineCommand } from "../command.js";
 import type { FlagValues } from "../flags.js";
+import { formatNeeds, modelNeeds } from "./plan-needs.js";
 
 type PlanFlags = Pick<
   FlagValues,
@@ -72,6 +74,20 @@ export function machineFlags(f: PlanFlags): MachineFlags {
     ...(f.ramBw !== undefined ? { ramBw: f.ramBw } : {}),
     ...(f.cpuThreads !== undefined ? { cpuThreads: f.cpuThreads } : {}),
   };
+}
+
+/** The plan text, with the reader's notes first and the assumed host right under the machine. */
+function withHostAndNotes(text: string, m: Machine, notes: readonly string[]): string {
+  const lines = text.split("\n");
+  if (m.assumedHost !== undefined) {
+    const at = lines.findIndex((l) => l.startsWith("machine "));
+    lines.splice(
+      at + 1,
+      0,
+      `assumed  host RAM and threads: ${m.assumedHost}; pass --ram-bw and --cpu-threads, or run \`spillover bench hw\` on the machine`,
+    );
+  }
+  return [...notes.map((t) => `note     ${t}`), ...lines].join("\n");
 }
 
 export const planCommand = defineCommand({
@@ -133,12 +149,35 @@ export const planCommand = defineCommand({
       );
     }
     const workload = workloadFromFlags(flags);
-    const machine = buildMachine(profile, machineFlags(flags));
+    // The model first: a truncated or unreadable model is the first thing to fix.
     const model = await loadModel(
       resolve(io.cwd, modelArg),
       flags.dtype !== undefined ? { dtype: flags.dtype } : {},
     );
-    const plan = makePlan(analyzeModel(model), machine, workload, modelArg);
-    return { output: flags.json ? JSON.stringify(plan, null, 2) : formatPlan(plan), exitCode: 0 };
+    const analysis = analyzeModel(model);
+    const hw = machineFlags(flags);
+    if (profile === undefined && flags.profile !== undefined) {
+      throw new SpilloverError(
+        "ERR_PROFILE",
+        `--profile ${flags.profile}: no such file; make one with \`spillover bench hw --profile ${flags.profile}\` on the GPU machine`,
+      );
+    }
+    if (profile === undefined && Object.keys(hw).length === 0) {
+      const needs = modelNeeds(analysis, workload, modelArg, model.format, model.notes ?? []);
+      return {
+        output: flags.json ? JSON.stringify(needs, null, 2) : formatNeeds(needs),
+        exitCode: 0,
+      };
+    }
+    const machine = buildMachine(profile, hw);
+    const plan = makePlan(analysis, machine, workload, modelArg);
+    if (flags.json) {
+      const notes = model.notes ?? [];
+      return {
+        output: JSON.stringify(notes.length > 0 ? { ...plan, notes } : plan, null, 2),
+        exitCode: 0,
+      };
+    }
+    return { output: withHostAndNotes(formatPlan(plan), machine, model.notes ?? []), exitCode: 0 };
   },
 });

@@ -10,6 +10,7 @@ import { findLibrary } from "../../config/library.js";
 import { loadConfig } from "../../config/load.js";
 import { SpilloverError } from "../../util/errors.js";
 import { defineCommand } from "../command.js";
+import { knobFlagLayer } from "../flags.js";
 
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
@@ -38,15 +39,7 @@ export const runCommand = defineCommand({
     const config = await loadConfig({
       env: io.env,
       configFile: flags.config,
-      flags: {
-        vram_limit: flags.vramLimit,
-        vram_reserve: flags.vramReserve,
-        pinned_limit: flags.pinnedLimit,
-        host_reserve: flags.hostReserve,
-        log: flags.log,
-        use_broker: flags.noBroker ? "off" : undefined,
-        socket: flags.socket,
-      },
+      flags: knobFlagLayer(flags),
     });
     const lib = findLibrary(io.env);
     const socket =

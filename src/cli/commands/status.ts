@@ -5,8 +5,8 @@
 import { apiGet, findBroker } from "../../broker/client.js";
 import { scanProcesses } from "../../broker/procs.js";
 import type { BrokerStatus } from "../../broker/status.js";
-import { formatBytes } from "../../broker/view.js";
 import { loadConfig } from "../../config/load.js";
+import { formatBytes } from "../../util/size.js";
 import { defineCommand } from "../command.js";
 import { table, uid } from "./shared.js";
 
@@ -69,15 +69,18 @@ export function renderStatus(s: BrokerStatus): string {
     lines.push("no processes are using spillover");
     return lines.join("\n");
   }
+  // Each byte column and its peak count the same thing: spillover's pages per tier. What the
+  // program holds outside the tiers (allocations passed to the driver, its own cuMemCreate) is
+  // OTHER, without a peak (the stats record keeps none for the sum).
   const rows: string[][] = [
     [
       "PID",
       "GPU",
       "VRAM",
-      "PINNED",
-      "SWAP",
       "VRAM-PEAK",
+      "PINNED",
       "PINNED-PEAK",
+      "OTHER",
       "LEASE",
       "MODE",
       "OOMS",
@@ -92,11 +95,11 @@ export function renderStatus(s: BrokerStatus): string {
       rows.push([
         first ? String(p.pid) : "",
         g ? String(g.gpu) : "-",
-        formatBytes(g ? g.vram + g.passthrough : 0),
-        formatBytes(g?.pinned ?? 0),
-        formatBytes(g?.swap ?? 0),
+        formatBytes(g ? g.vram - g.programVmm : 0),
         formatBytes(g?.vramPeak ?? 0),
+        formatBytes(g ? g.pinned - g.programVmmHost : 0),
         formatBytes(g?.pinnedPeak ?? 0),
+        formatBytes(g ? g.passthrough + g.programVmm + g.programVmmHost : 0),
         first ? formatBytes(leases.get(p.pid) ?? p.pinnedLease) : "",
         first ? p.mode + (p.exited ? " (exited)" : "") : "",
         first ? String(p.ooms) : "",
@@ -105,6 +108,9 @@ export function renderStatus(s: BrokerStatus): string {
     });
   }
   lines.push(table(rows, [2, 3, 4, 5, 6, 7, 9]));
+  lines.push(
+    "VRAM, PINNED: spillover's pages in each tier now, with their peaks; OTHER: allocations passed to the driver and the program's own cuMemCreate",
+  );
   return lines.join("\n");
 }
 
@@ -116,6 +122,7 @@ export const statusCommand = defineCommand({
     const config = await loadConfig({
       env: io.env,
       configFile: flags.config,
+      uses: ["socket", "stats_dir"],
       flags: { socket: flags.socket },
     });
     const s = await collectStatus({

@@ -3,7 +3,7 @@
 
 import type { MemorySample } from "../../broker/pressure.js";
 import type { BrokerStatus } from "../../broker/status.js";
-import { formatBytes } from "../../broker/view.js";
+import { formatBytes } from "../../util/size.js";
 
 export interface TopState {
   readonly now: Date;

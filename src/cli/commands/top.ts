@@ -31,6 +31,7 @@ export const topCommand = defineCommand({
     const config = await loadConfig({
       env: io.env,
       configFile: flags.config,
+      uses: ["socket", "stats_dir"],
       flags: { socket: flags.socket },
     });
     const get = () => state(io.env, config.socket, config.stats_dir);

@@ -1,6 +1,7 @@
 // Renders docs/benchmarks.md and its SVG charts from one validated results file. Pure: results
 // in, markdown text and named SVG files out; scripts/bench-report.ts does the reading and writing.
 
+import type { BenchResults } from "../../src/bench/schema.js";
 import {
   type Analysis,
   type ArrayRow,
@@ -15,7 +16,6 @@ import {
   type TokenVerdict,
 } from "./analysis.js";
 import { citeName, NO_RECORDS, type Records } from "./records.js";
-import type { BenchResults } from "./schema.js";
 import { barChart, type LineSeries, lineChart, PALETTE } from "./svg.js";
 
 export interface RenderedReport {

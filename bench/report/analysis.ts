@@ -2,6 +2,13 @@
 // of them, speed-ups over accelerate, overhead when the model fits, prefill against the copy
 // bound, token equality. Pure functions; every "why" sentence is computed from the data.
 
+import type {
+  ArrayEntry,
+  BenchResults,
+  LlmEntry,
+  ModelFacts,
+  RepeatEntry,
+} from "../../src/bench/schema.js";
 import {
   citeName,
   determinismFor,
@@ -12,7 +19,6 @@ import {
   noSpillover,
   type Records,
 } from "./records.js";
-import type { ArrayEntry, BenchResults, LlmEntry, ModelFacts, RepeatEntry } from "./schema.js";
 
 export const TARGETS = {
   /** decode tokens/s over the physical bound's tokens/s */

@@ -5,9 +5,9 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { parseBenchResults } from "../../src/bench/schema.js";
 import { parseRecords, type RawRecord } from "./records.js";
 import { renderReport } from "./report.js";
-import { parseBenchResults } from "./schema.js";
 
 export interface ReportCliIO {
   readonly cwd: string;
@@ -18,7 +18,9 @@ export interface ReportCliIO {
 const USAGE =
   "usage: npm run bench:report -- [--results bench/results/<file>.json] [--out docs/benchmarks.md] [--img-dir docs/img]";
 
-/** The newest whole-suite results file in dir (names start with the date), or null. */
+/** The newest whole-suite results file in dir: the latest date in the name (<date>-<card>...json),
+ * then the last name of that day, compared without ".json" (so "...-hbm3-migrate" comes after
+ * "...-hbm3", as it was written after it); null when there is none. */
 export function newestResults(dir: string): string | null {
   let names: string[];
   try {
@@ -29,11 +31,16 @@ export function newestResults(dir: string): string | null {
   // only the suite's own files (<date>-<card>.json); smoke runs and unmerged parts
   // (…-part1of3.json) are not what the report is about, and other tools' notes may sit beside them
   const full = names
-    .filter((n) => /^\d{4}-\d{2}-\d{2}-.+\.json$/.test(n))
-    .filter((n) => !/-(smoke|part\d+of\d+)\.json$/.test(n))
-    .sort();
+    .map((n) => /^(\d{4}-\d{2}-\d{2})-(.+)\.json$/.exec(n))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .filter((m) => !/-(smoke|part\d+of\d+)$/.test(m[2] as string))
+    .sort((a, b) => {
+      const [da, sa] = [a[1] as string, a[2] as string];
+      const [db, sb] = [b[1] as string, b[2] as string];
+      return da !== db ? (da < db ? -1 : 1) : sa < sb ? -1 : sa > sb ? 1 : 0;
+    });
   const last = full[full.length - 1];
-  return last ? join(dir, last) : null;
+  return last ? join(dir, last[0]) : null;
 }
 
 /** The JSON records in <results dir>/runs/ (determinism diagnoses, follow-up runs) the report may

@@ -158,12 +158,13 @@ describe("tiered allocations", () => {
 });
 
 describe("placement policy alone (policy.c, no driver)", () => {
-  for (const [scenario, title] of [
+  const scenarios: [string, string][] = [
     ["trade", "a hot host range trades places with a range 4x+ colder in full VRAM"],
     ["hysteresis", "ranges of similar use never trade places (no ping-pong in a repeating step)"],
     ["evict", "a fresh allocation takes the least used, then least recently used range's tail first"],
     ["room", "with free room hot host pages come in and nothing leaves"],
-  ]) {
+  ];
+  for (const [scenario, title] of scenarios) {
     test(title, () => {
       const r = spawnSync(path.join(build, "t_policy"), [scenario], { encoding: "utf8", timeout: 10_000 });
       expectOk({ code: r.status, stdout: r.stdout, stderr: r.stderr }, `ok ${scenario}`);

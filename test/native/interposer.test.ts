@@ -124,6 +124,26 @@ describe("tiered allocations", () => {
     expectOk(run("t_migrate", ["off"], { SPILLOVER_MIGRATE: "0" }), "ok off");
   });
 
+  test("a host range named only by graph nodes (captured kernel, copy, memset; a child graph's kernel node) moves into VRAM after graph launches, bytes kept", () => {
+    expectOk(run("t_graph", ["promote"]), "ok promote");
+  });
+
+  test("SPILLOVER_MIGRATE=0: graph launches move nothing", () => {
+    expectOk(run("t_graph", ["off"], { SPILLOVER_MIGRATE: "0" }), "ok off");
+  });
+
+  test("a graph whose kernel node was re-pointed (cuGraphExecKernelNodeSetParams) charges the new range, not the old", () => {
+    expectOk(run("t_graph", ["setparams"]), "ok setparams");
+  });
+
+  test("a graph exec updated from another graph (cuGraphExecUpdate) charges the new range, not the old", () => {
+    expectOk(run("t_graph", ["update"]), "ok update");
+  });
+
+  test("a graph launched into a stream being captured runs no placement pass; launched after, its range moves", () => {
+    expectOk(run("t_graph", ["capture"]), "ok capture");
+  });
+
   test("16 threads allocating and freeing at once lose and share no page", () => {
     expectOk(run("t_threads", []), "ok threads");
   });

@@ -254,7 +254,7 @@ static gexec *gexec_build(CUgraphExec exec, CUgraph g) {
     else
       sp_refs_free(&one);
   }
-  qsort(e->nodes, e->nnodes, sizeof(*e->nodes), by_node);
+  if (e->nnodes) qsort(e->nodes, e->nnodes, sizeof(*e->nodes), by_node);
   return e;
 fail:
   gexec_free(e);
@@ -340,7 +340,7 @@ static void retrack(CUgraphExec x, CUgraph g) {
     old->order = e->order;
     e->order = keep;
     for (size_t i = 0; i < e->nnodes; i++) e->nodes[i].node = e->order[e->nodes[i].order];
-    qsort(e->nodes, e->nnodes, sizeof(*e->nodes), by_node);
+    if (e->nnodes) qsort(e->nodes, e->nnodes, sizeof(*e->nodes), by_node);
   }
   if (e) exec_put(e);
   else exec_drop(x);

@@ -244,6 +244,31 @@ typedef struct CUDA_MEMCPY3D_st {
   size_t dstPitch, dstHeight;
   size_t WidthInBytes, Height, Depth;
 } CUDA_MEMCPY3D;
+typedef struct CUgraphNodeParams_st { /* cuGraphExecNodeSetParams: the node types read here */
+  CUgraphNodeType type;
+  int reserved0[3];
+  union {
+    long long reserved1[29];
+    CUDA_KERNEL_NODE_PARAMS_v2 kernel; /* CUDA_KERNEL_NODE_PARAMS_v3 has the v2 layout */
+    struct {
+      int flags, reserved;
+      CUcontext copyCtx;
+      CUDA_MEMCPY3D copyParams;
+    } memcpy;
+    struct { /* CUDA_MEMSET_NODE_PARAMS_v2 */
+      CUdeviceptr dst;
+      size_t pitch;
+      unsigned int value, elementSize;
+      size_t width, height;
+      CUcontext ctx;
+    } memset;
+    struct {
+      CUgraph graph;
+      int ownership;
+    } graph;
+  };
+  long long reserved2;
+} CUgraphNodeParams;
 typedef struct CUDA_GRAPH_INSTANTIATE_PARAMS_st {
   cuuint64_t flags;
   CUstream hUploadStream;

@@ -6,7 +6,8 @@
 ** (cuGraphInstantiate*: kernel nodes' parameters, memcpy and memset nodes' device pointers, child
 ** graphs recursively), into one list of the tiered ranges it names, merged per range with the
 ** number of nodes naming it; the list is re-scanned where the exec changes (cuGraphExecUpdate,
-** cuGraphExecKernelNodeSetParams), dropped at cuGraphExecDestroy, and charged at every
+** cuGraphExec{Kernel,Memcpy,Memset,ChildGraph,}NodeSetParams: that node's share is replaced),
+** dropped at cuGraphExecDestroy, and charged at every
 ** cuGraphLaunch: one lookup per distinct range, however many nodes. A launch may first run a
 ** placement pass, as a kernel launch may, but never into a stream being captured; it is enqueued
 ** under the fence like every fenced call. With SPILLOVER_MIGRATE=0 these hooks only pass through,
@@ -130,6 +131,12 @@ static CUdeviceptr copy_start(int type, CUdeviceptr base, size_t x, size_t y, si
   return base + x + (y + z * height) * pitch;
 }
 
+static int scan_copy(const CUDA_MEMCPY3D *c, sp_refs *acc) {
+  CUdeviceptr src = copy_start(c->srcMemoryType, c->srcDevice, c->srcXInBytes, c->srcY, c->srcZ, c->srcPitch, c->srcHeight);
+  CUdeviceptr dst = copy_start(c->dstMemoryType, c->dstDevice, c->dstXInBytes, c->dstY, c->dstZ, c->dstPitch, c->dstHeight);
+  return scan_pointer(src, acc) | scan_pointer(dst, acc);
+}
+
 static int scan_graph(CUgraph g, sp_refs *acc, int depth);
 
 /* Adds what one node names to acc. -1 only when acc could not grow. */
@@ -147,9 +154,7 @@ static int scan_node(CUgraphNode n, sp_refs *acc, int depth) {
   case CU_GRAPH_NODE_TYPE_MEMCPY: {
     CUDA_MEMCPY3D c;
     if (!sp_real.cuGraphMemcpyNodeGetParams || sp_real.cuGraphMemcpyNodeGetParams(n, &c) != CUDA_SUCCESS) return 0;
-    CUdeviceptr src = copy_start(c.srcMemoryType, c.srcDevice, c.srcXInBytes, c.srcY, c.srcZ, c.srcPitch, c.srcHeight);
-    CUdeviceptr dst = copy_start(c.dstMemoryType, c.dstDevice, c.dstXInBytes, c.dstY, c.dstZ, c.dstPitch, c.dstHeight);
-    return scan_pointer(src, acc) | scan_pointer(dst, acc);
+    return scan_copy(&c, acc);
   }
   case CU_GRAPH_NODE_TYPE_MEMSET: {
     CUDA_MEMSET_NODE_PARAMS m;
@@ -195,7 +200,7 @@ static int scan_graph(CUgraph g, sp_refs *acc, int depth) {
 
 /* ---- executable graphs ------------------------------------------------------------------ */
 
-/* A top-level kernel node that names tiered ranges: what cuGraphExecKernelNodeSetParams replaces. */
+/* A top-level node that names tiered ranges: the share a cuGraphExec*NodeSetParams replaces. */
 typedef struct gnode {
   CUgraphNode node; /* the node of the graph the exec was instantiated from */
   uint32_t order;   /* its position among the graph's nodes: pairs it with an updating graph's */
@@ -248,11 +253,8 @@ static gexec *gexec_build(CUgraphExec exec, CUgraph g) {
       sp_refs_free(&one);
       goto fail;
     }
-    CUgraphNodeType type;
-    if (one.n && sp_real.cuGraphNodeGetType(e->order[i], &type) == CUDA_SUCCESS && type == CU_GRAPH_NODE_TYPE_KERNEL)
-      e->nodes[e->nnodes++] = (gnode){e->order[i], (uint32_t)i, one};
-    else
-      sp_refs_free(&one);
+    if (one.n) e->nodes[e->nnodes++] = (gnode){e->order[i], (uint32_t)i, one};
+    else sp_refs_free(&one);
   }
   if (e->nnodes) qsort(e->nodes, e->nnodes, sizeof(*e->nodes), by_node);
   return e;
@@ -347,10 +349,9 @@ static void retrack(CUgraphExec x, CUgraph g) {
   pthread_mutex_unlock(&glock);
 }
 
-/* cuGraphExecKernelNodeSetParams succeeded: node n of exec x now names what these params name. */
-static void renode(CUgraphExec x, CUgraphNode n, CUfunction f, CUkernel k, void **params, void **extra) {
-  sp_refs fresh = {0};
-  int ok = scan_kernel(f, k, params, extra, &fresh) == 0;
+/* A cuGraphExec*NodeSetParams succeeded: node n of exec x now names `fresh` (scanned; ok 0 when
+** the scan could not keep up: then nobody can say what the exec names, and it is not charged). */
+static void renode(CUgraphExec x, CUgraphNode n, sp_refs fresh, int ok) {
   pthread_mutex_lock(&glock);
   gexec *e = exec_find(x);
   if (e) {
@@ -389,6 +390,18 @@ static int charge(CUgraphExec x) {
   int due = e ? sp_use_charge(&e->refs) : 0;
   pthread_mutex_unlock(&glock);
   return due;
+}
+
+/* cuGraphExecNodeSetParams: the generic form of the above. Other node types name no memory we track. */
+static int scan_params(const CUgraphNodeParams *p, sp_refs *acc) {
+  switch (p->type) {
+  case CU_GRAPH_NODE_TYPE_KERNEL:
+    return scan_kernel(p->kernel.func, p->kernel.kern, p->kernel.kernelParams, p->kernel.extra, acc);
+  case CU_GRAPH_NODE_TYPE_MEMCPY: return scan_copy(&p->memcpy.copyParams, acc);
+  case CU_GRAPH_NODE_TYPE_MEMSET: return scan_pointer(p->memset.dst, acc);
+  case CU_GRAPH_NODE_TYPE_GRAPH: return scan_graph(p->graph.graph, acc, 1);
+  default: return 0;
+  }
 }
 
 /* ---- the hooks -------------------------------------------------------------------------- */
@@ -431,21 +444,34 @@ SP_EXPORT CUresult cuGraphExecUpdate_v2(CUgraphExec x, CUgraph g, CUgraphExecUpd
   return rc;
 }
 
-SP_EXPORT CUresult cuGraphExecKernelNodeSetParams(CUgraphExec x, CUgraphNode n, const CUDA_KERNEL_NODE_PARAMS_v1 *p) {
-  sp_cuda_load();
-  if (!sp_real.cuGraphExecKernelNodeSetParams) return CUDA_ERROR_NOT_FOUND;
-  CUresult rc = sp_real.cuGraphExecKernelNodeSetParams(x, n, p);
-  if (rc == CUDA_SUCCESS && p && migrating()) renode(x, n, p->func, NULL, p->kernelParams, p->extra);
-  return rc;
-}
+/* The node-parameter changes on an exec: the real call, then the node's share re-scanned (SCAN
+** adds what the new parameters name to `fresh` and evaluates to 0, or -1 when it could not). */
+#define SET_PARAMS(name, params, args, valid, SCAN)              \
+  SP_EXPORT CUresult name params {                               \
+    sp_cuda_load();                                              \
+    if (!sp_real.name) return CUDA_ERROR_NOT_FOUND;              \
+    CUresult rc = sp_real.name args;                             \
+    if (rc != CUDA_SUCCESS || !(valid) || !migrating()) return rc; \
+    sp_refs fresh = {0};                                         \
+    int ok = (SCAN) == 0;                                        \
+    renode(x, n, fresh, ok);                                     \
+    return rc;                                                   \
+  }
 
-SP_EXPORT CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec x, CUgraphNode n, const CUDA_KERNEL_NODE_PARAMS_v2 *p) {
-  sp_cuda_load();
-  if (!sp_real.cuGraphExecKernelNodeSetParams_v2) return CUDA_ERROR_NOT_FOUND;
-  CUresult rc = sp_real.cuGraphExecKernelNodeSetParams_v2(x, n, p);
-  if (rc == CUDA_SUCCESS && p && migrating()) renode(x, n, p->func, p->kern, p->kernelParams, p->extra);
-  return rc;
-}
+SET_PARAMS(cuGraphExecKernelNodeSetParams, (CUgraphExec x, CUgraphNode n, const CUDA_KERNEL_NODE_PARAMS_v1 *p),
+           (x, n, p), p, scan_kernel(p->func, NULL, p->kernelParams, p->extra, &fresh))
+SET_PARAMS(cuGraphExecKernelNodeSetParams_v2, (CUgraphExec x, CUgraphNode n, const CUDA_KERNEL_NODE_PARAMS_v2 *p),
+           (x, n, p), p, scan_kernel(p->func, p->kern, p->kernelParams, p->extra, &fresh))
+SET_PARAMS(cuGraphExecMemcpyNodeSetParams, (CUgraphExec x, CUgraphNode n, const CUDA_MEMCPY3D *p, CUcontext c),
+           (x, n, p, c), p, scan_copy(p, &fresh))
+SET_PARAMS(cuGraphExecMemsetNodeSetParams,
+           (CUgraphExec x, CUgraphNode n, const CUDA_MEMSET_NODE_PARAMS *p, CUcontext c), (x, n, p, c), p,
+           scan_pointer(p->dst, &fresh))
+SET_PARAMS(cuGraphExecChildGraphNodeSetParams, (CUgraphExec x, CUgraphNode n, CUgraph child), (x, n, child), child,
+           scan_graph(child, &fresh, 1))
+SET_PARAMS(cuGraphExecNodeSetParams, (CUgraphExec x, CUgraphNode n, CUgraphNodeParams *p), (x, n, p), p,
+           scan_params(p, &fresh))
+#undef SET_PARAMS
 
 SP_EXPORT CUresult cuGraphExecDestroy(CUgraphExec x) {
   sp_cuda_load();

@@ -11,6 +11,9 @@
 **  setparams  cuGraphExecKernelNodeSetParams_v2 points the exec's kernel node at another range:
 **             launches charge the new range (it moves), not the old (it stays)
 **  update     the same through cuGraphExecUpdate_v2 with a graph that names the other range
+**  generic    the same through cuGraphExecNodeSetParams
+**  setnodes   a memset node and a child graph node re-pointed (cuGraphExecMemsetNodeSetParams,
+**             cuGraphExecChildGraphNodeSetParams): the new ranges move, the old ones stay
 **  capture    launching the graph into a stream being captured runs no placement pass; launched
 **             for real afterwards, the same graph's range moves
 */
@@ -33,6 +36,10 @@ CUresult cuGraphInstantiateWithFlags(CUgraphExec *, CUgraph, unsigned long long)
 CUresult cuGraphInstantiateWithParams(CUgraphExec *, CUgraph, CUDA_GRAPH_INSTANTIATE_PARAMS *);
 CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec, CUgraphNode, const CUDA_KERNEL_NODE_PARAMS_v2 *);
 CUresult cuGraphExecUpdate_v2(CUgraphExec, CUgraph, CUgraphExecUpdateResultInfo *);
+CUresult cuGraphExecNodeSetParams(CUgraphExec, CUgraphNode, CUgraphNodeParams *);
+CUresult cuGraphExecMemsetNodeSetParams(CUgraphExec, CUgraphNode, const CUDA_MEMSET_NODE_PARAMS *, CUcontext);
+CUresult cuGraphExecChildGraphNodeSetParams(CUgraphExec, CUgraphNode, CUgraph);
+CUresult cuGraphGetNodes(CUgraph, CUgraphNode *, size_t *);
 CUresult cuGraphExecDestroy(CUgraphExec);
 CUresult cuGraphLaunch(CUgraphExec, CUstream);
 
@@ -44,6 +51,7 @@ static t_location_fn loc;
 static CUfunction k_verify;
 static CUdeviceptr counter; /* 2 MiB of the driver's memory: bad-word count at 0, copy target at 4096 */
 static CUstream s;
+static CUcontext ctx;
 
 static int pages_in(CUdeviceptr p, size_t bytes, int where) {
   int n = 0;
@@ -112,15 +120,18 @@ static void verify(CUdeviceptr p, size_t words, unsigned long long seed, size_t 
   CU(cuLaunchKernel(k_verify, 1, 1, 1, 1, 1, 1, 0, NULL, kp.kernelParams, NULL));
 }
 
-/* Launches x on s until every page of `want` is in VRAM; returns the launches made. */
-static int launch_until(CUgraphExec x, CUdeviceptr want) {
+/* Launches x on s until every page of `want` (and of `also`, if not 0) is in VRAM; returns the
+** launches made. */
+static int launch_until2(CUgraphExec x, CUdeviceptr want, CUdeviceptr also) {
   int i = 0;
-  while (i < MAX_LAUNCHES && pages_in(want, RANGE, 1) < 2) {
+  while (i < MAX_LAUNCHES && (pages_in(want, RANGE, 1) < 2 || (also && pages_in(also, RANGE, 1) < 2))) {
     CU(cuGraphLaunch(x, s));
     i++;
   }
   return i;
 }
+
+static int launch_until(CUgraphExec x, CUdeviceptr want) { return launch_until2(x, want, 0); }
 
 /* A graph with one kernel node that verifies the first 8 words of p. */
 static CUgraph one_node_graph(CUdeviceptr p, unsigned long long seed, CUgraphNode *node) {
@@ -192,8 +203,11 @@ static int promote(int expect_moves) {
   return 0;
 }
 
-/* The exec's node is pointed from `old` to `now`, by set-params or by an update. */
-static int repoint(int by_update) {
+/* The exec's kernel node is pointed from `old` to `now`: how (0 cuGraphExecKernelNodeSetParams_v2,
+** 1 cuGraphExecUpdate_v2, 2 cuGraphExecNodeSetParams). */
+static const char *const repoint_names[] = {"setparams", "update", "generic"};
+
+static int repoint(int how) {
   setup();
   CUdeviceptr old = host_range(66), now = host_range(77);
   CUgraphNode n;
@@ -202,7 +216,7 @@ static int repoint(int by_update) {
   CUDA_GRAPH_INSTANTIATE_PARAMS ip;
   memset(&ip, 0, sizeof(ip));
   CU(cuGraphInstantiateWithParams(&x, g, &ip));
-  if (by_update) {
+  if (how == 1) {
     CUgraphNode n2;
     CUgraph g2 = one_node_graph(now, 77, &n2);
     CUgraphExecUpdateResultInfo info;
@@ -211,7 +225,15 @@ static int repoint(int by_update) {
   } else {
     vargs a;
     CUDA_KERNEL_NODE_PARAMS_v2 kp = verify_params(&a, now, 8, 77, 0);
-    CU(cuGraphExecKernelNodeSetParams_v2(x, n, &kp));
+    if (how == 0) {
+      CU(cuGraphExecKernelNodeSetParams_v2(x, n, &kp));
+    } else {
+      CUgraphNodeParams np;
+      memset(&np, 0, sizeof(np));
+      np.type = CU_GRAPH_NODE_TYPE_KERNEL;
+      np.kernel = kp;
+      CU(cuGraphExecNodeSetParams(x, n, &np));
+    }
   }
   int launches = launch_until(x, now);
   CHECK(bad_words() == 0, "the graph did not read the new range (%llu wrong words)", bad_words());
@@ -225,7 +247,52 @@ static int repoint(int by_update) {
   CHECK(bad_words() == 0, "%llu words changed", bad_words());
   CU(cuGraphExecDestroy(x));
   CU(cuGraphDestroy(g));
-  printf("ok %s\n", by_update ? "update" : "setparams");
+  printf("ok %s\n", repoint_names[how]);
+  return 0;
+}
+
+static int setnodes(void) {
+  setup();
+  CUdeviceptr set_old = host_range(101), set_new = host_range(102), child_old = host_range(103),
+              child_new = host_range(104);
+  CUgraph g, c_old, c_new;
+  CU(cuStreamBeginCapture_v2(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+  CU(cuMemsetD32Async(set_old, 0x5eed, MEMSET_BYTES / 4, s));
+  CU(cuStreamEndCapture(s, &g));
+  CUgraphNode n, nodes[2];
+  c_old = one_node_graph(child_old, 103, &n);
+  CU(cuGraphAddChildGraphNode(&n, g, NULL, 0, c_old));
+  size_t count = 2;
+  CU(cuGraphGetNodes(g, nodes, &count));
+  CHECK(count == 2, "graph has %zu nodes", count);
+  CUgraphExec x;
+  CU(cuGraphInstantiateWithFlags(&x, g, 0));
+  CUDA_MEMSET_NODE_PARAMS mp = {set_new, 0, 0x5eed, 4, MEMSET_BYTES / 4, 1};
+  CU(cuGraphExecMemsetNodeSetParams(x, nodes[0], &mp, ctx));
+  c_new = one_node_graph(child_new, 104, &n);
+  CU(cuGraphExecChildGraphNodeSetParams(x, nodes[1], c_new));
+  int launches = launch_until2(x, set_new, child_new);
+  CHECK(bad_words() == 0, "the child graph did not read its new range (%llu wrong words)", bad_words());
+  CHECK(pages_in(set_new, RANGE, 1) == 2 && pages_in(child_new, RANGE, 1) == 2,
+        "new ranges: %d and %d of 2 pages in VRAM after %d launches", pages_in(set_new, RANGE, 1),
+        pages_in(child_new, RANGE, 1), launches);
+  for (int i = 0; i < 200; i++) CU(cuGraphLaunch(x, s));
+  CHECK(pages_in(set_old, RANGE, 2) == 2 && pages_in(child_old, RANGE, 2) == 2,
+        "a range the nodes named before moved: still charged");
+  CHECK(migrations() == 4, "migrations %llu, want 4", migrations());
+  verify(set_old, RANGE / 8, 101, 0); /* the memset never ran there */
+  verify(set_new, (RANGE - MEMSET_BYTES) / 8, 102, MEMSET_BYTES / 8);
+  verify(child_old, RANGE / 8, 103, 0);
+  verify(child_new, RANGE / 8, 104, 0);
+  CHECK(bad_words() == 0, "%llu words changed", bad_words());
+  unsigned long long first = 0;
+  CU(cuMemcpyDtoH_v2(&first, set_new, 8));
+  CHECK(first == 0x00005eed00005eedull, "the memset node did not write its new range");
+  CU(cuGraphExecDestroy(x));
+  CU(cuGraphDestroy(g));
+  CU(cuGraphDestroy(c_old));
+  CU(cuGraphDestroy(c_new));
+  printf("ok setnodes\n");
   return 0;
 }
 
@@ -258,12 +325,14 @@ static int capture(void) {
 int main(int argc, char **argv) {
   const char *sc = argc > 1 ? argv[1] : "";
   loc = t_location();
-  t_setup();
+  ctx = t_setup();
   if (!strcmp(sc, "promote")) return promote(1);
   if (!strcmp(sc, "off")) return promote(0);
   if (!strcmp(sc, "setparams")) return repoint(0);
   if (!strcmp(sc, "update")) return repoint(1);
+  if (!strcmp(sc, "generic")) return repoint(2);
+  if (!strcmp(sc, "setnodes")) return setnodes();
   if (!strcmp(sc, "capture")) return capture();
-  fprintf(stderr, "usage: t_graph promote|off|setparams|update|capture\n");
+  fprintf(stderr, "usage: t_graph promote|off|setparams|update|generic|setnodes|capture\n");
   return 2;
 }

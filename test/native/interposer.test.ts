@@ -140,6 +140,14 @@ describe("tiered allocations", () => {
     expectOk(run("t_graph", ["update"]), "ok update");
   });
 
+  test("a graph kernel node re-pointed through cuGraphExecNodeSetParams charges the new range, not the old", () => {
+    expectOk(run("t_graph", ["generic"]), "ok generic");
+  });
+
+  test("graph memset and child-graph nodes re-pointed on the exec charge their new ranges, not the old", () => {
+    expectOk(run("t_graph", ["setnodes"]), "ok setnodes");
+  });
+
   test("a graph launched into a stream being captured runs no placement pass; launched after, its range moves", () => {
     expectOk(run("t_graph", ["capture"]), "ok capture");
   });

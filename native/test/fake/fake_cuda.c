@@ -23,8 +23,8 @@
 **    real GPU would fault, instead of crashing the test with SIGSEGV.
 **  - cuGetExportTable returns CUDA_ERROR_NOT_SUPPORTED: there are no private tables to give.
 **  - Graphs (the graph section): stream capture of launches, async copies and memsets; kernel
-**    and child-graph nodes added by API; instantiate, update, kernel-node parameter changes on an
-**    exec; a launch runs the nodes in creation order on the CPU. No other node types, no edges.
+**    and child-graph nodes added by API; instantiate, update, node parameter changes on an exec;
+**    a launch runs the nodes in creation order on the CPU. No other node types, no edges.
 **  - Not modelled: the 32-bit v1 entry points (except cuDeviceTotalMem), arrays/textures,
 **    IPC open, peer access, cuDevicePrimaryCtxReset freeing the context's memory.
 **
@@ -2271,6 +2271,80 @@ EXPORT CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec e, CUgraphNode n, 
   return exec_kernel_set(e, n, p->func ? p->func : (CUfunction)(void *)p->kern, dims, p->kernelParams, p->extra);
 }
 
+/* The exec's copy of node n, if it is of that type (CUDA_ERROR_INVALID_VALUE otherwise). */
+static CUresult exec_node_of(CUgraphExec e, CUgraphNode n, CUgraphNodeType type, CUgraphNode *out) {
+  NEED_INIT();
+  if (!valid_exec(e)) return CUDA_ERROR_INVALID_VALUE;
+  *out = exec_node(e, n);
+  return *out && (*out)->type == type ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+static CUresult exec_copy_set(CUgraphExec e, CUgraphNode n, const CUDA_MEMCPY3D *p) {
+  CUgraphNode mine;
+  CUresult rc = exec_node_of(e, n, CU_GRAPH_NODE_TYPE_MEMCPY, &mine);
+  if (rc == CUDA_SUCCESS && (!p || p->Height > 1 || p->Depth > 1)) rc = CUDA_ERROR_INVALID_VALUE; /* 1D only */
+  if (rc == CUDA_SUCCESS) mine->copy = *p;
+  return rc;
+}
+
+static CUresult exec_set_set(CUgraphExec e, CUgraphNode n, CUdeviceptr dst, size_t pitch, unsigned value,
+                             unsigned elem, size_t width, size_t height) {
+  CUgraphNode mine;
+  CUresult rc = exec_node_of(e, n, CU_GRAPH_NODE_TYPE_MEMSET, &mine);
+  if (rc == CUDA_SUCCESS && elem != 1 && elem != 4) rc = CUDA_ERROR_INVALID_VALUE; /* what do_memset does */
+  if (rc == CUDA_SUCCESS) mine->set = (CUDA_MEMSET_NODE_PARAMS){dst, pitch, value, elem, width, height};
+  return rc;
+}
+
+static CUresult exec_child_set(CUgraphExec e, CUgraphNode n, CUgraph child) {
+  CUgraphNode mine;
+  CUresult rc = exec_node_of(e, n, CU_GRAPH_NODE_TYPE_GRAPH, &mine);
+  if (rc != CUDA_SUCCESS) return rc;
+  if (!valid_graph(child) || child->n != mine->child->n) return CUDA_ERROR_INVALID_VALUE; /* same topology */
+  CUgraph fresh = graph_clone(child);
+  if (!fresh) return CUDA_ERROR_OUT_OF_MEMORY;
+  graph_free(mine->child);
+  mine->child = fresh;
+  return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuGraphExecMemcpyNodeSetParams(CUgraphExec e, CUgraphNode n, const CUDA_MEMCPY3D *p, CUcontext c) {
+  COUNT();
+  (void)c;
+  return exec_copy_set(e, n, p);
+}
+
+EXPORT CUresult cuGraphExecMemsetNodeSetParams(CUgraphExec e, CUgraphNode n, const CUDA_MEMSET_NODE_PARAMS *p,
+                                               CUcontext c) {
+  COUNT();
+  (void)c;
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  return exec_set_set(e, n, p->dst, p->pitch, p->value, p->elementSize, p->width, p->height);
+}
+
+EXPORT CUresult cuGraphExecChildGraphNodeSetParams(CUgraphExec e, CUgraphNode n, CUgraph child) {
+  COUNT();
+  return exec_child_set(e, n, child);
+}
+
+EXPORT CUresult cuGraphExecNodeSetParams(CUgraphExec e, CUgraphNode n, CUgraphNodeParams *p) {
+  COUNT();
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  switch (p->type) {
+  case CU_GRAPH_NODE_TYPE_KERNEL: {
+    unsigned dims[7] = KDIMS(&p->kernel);
+    CUfunction f = p->kernel.func ? p->kernel.func : (CUfunction)(void *)p->kernel.kern;
+    return exec_kernel_set(e, n, f, dims, p->kernel.kernelParams, p->kernel.extra);
+  }
+  case CU_GRAPH_NODE_TYPE_MEMCPY: return exec_copy_set(e, n, &p->memcpy.copyParams);
+  case CU_GRAPH_NODE_TYPE_MEMSET:
+    return exec_set_set(e, n, p->memset.dst, p->memset.pitch, p->memset.value, p->memset.elementSize,
+                        p->memset.width, p->memset.height);
+  case CU_GRAPH_NODE_TYPE_GRAPH: return exec_child_set(e, n, p->graph.graph);
+  default: return CUDA_ERROR_INVALID_VALUE;
+  }
+}
+
 /* Same node count and types, pairwise in creation order: the parameters of g replace the exec's. */
 static CUresult exec_update(CUgraphExec e, CUgraph g, CUgraphNode *err, CUgraphExecUpdateResult *result) {
   NEED_INIT();
@@ -2529,6 +2603,10 @@ static const proc_entry g_procs[] = {
     P("cuGraphExecUpdate", 10020, cuGraphExecUpdate),
     P("cuGraphExecUpdate", 12000, cuGraphExecUpdate_v2),
     P("cuGraphExecDestroy", 10000, cuGraphExecDestroy),
+    P("cuGraphExecMemcpyNodeSetParams", 10020, cuGraphExecMemcpyNodeSetParams),
+    P("cuGraphExecMemsetNodeSetParams", 10020, cuGraphExecMemsetNodeSetParams),
+    P("cuGraphExecChildGraphNodeSetParams", 11010, cuGraphExecChildGraphNodeSetParams),
+    P("cuGraphExecNodeSetParams", 12020, cuGraphExecNodeSetParams),
     P("cuGetErrorString", 6000, cuGetErrorString),
     P("cuGetErrorName", 6000, cuGetErrorName),
     P("cuGetExportTable", 3000, cuGetExportTable),

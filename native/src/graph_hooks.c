@@ -5,13 +5,13 @@
 ** decoder's activations). So an executable graph is scanned once, when it is made
 ** (cuGraphInstantiate*: kernel nodes' parameters, memcpy and memset nodes' device pointers, child
 ** graphs recursively), into one list of the tiered ranges it names, merged per range with the
-** number of nodes naming it; the list is re-scanned where the exec changes (cuGraphExecUpdate,
-** cuGraphExec{Kernel,Memcpy,Memset,ChildGraph,}NodeSetParams: that node's share is replaced),
-** dropped at cuGraphExecDestroy, and charged at every
-** cuGraphLaunch: one lookup per distinct range, however many nodes. A launch may first run a
-** placement pass, as a kernel launch may, but never into a stream being captured; it is enqueued
-** under the fence like every fenced call. With SPILLOVER_MIGRATE=0 these hooks only pass through,
-** and our bookkeeping failing (memory) only means an exec is not tracked.
+** number of nodes naming it. The list is re-scanned where the exec changes (cuGraphExecUpdate
+** re-scans it all; cuGraphExec{Kernel,Memcpy,Memset,ChildGraph,}NodeSetParams replace that
+** node's share), dropped at cuGraphExecDestroy, and charged at every cuGraphLaunch: one lookup per
+** distinct range, however many nodes. A launch may first run a placement pass, as a kernel launch
+** may, but never into a stream being captured; it is enqueued under the fence like every fenced
+** call. With SPILLOVER_MIGRATE=0 these hooks only pass through; our bookkeeping failing (memory)
+** only means an exec is not tracked, never that the program's call fails.
 */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -240,7 +240,7 @@ static gnode *gnode_find(gexec *e, CUgraphNode n) {
   return e->nnodes ? bsearch(&key, e->nodes, e->nnodes, sizeof(*e->nodes), by_node) : NULL;
 }
 
-/* Scans graph g for an exec: NULL when there is nothing to track or no memory to track it. */
+/* Scans graph g for an exec: NULL only when memory ran out (then the exec is not tracked). */
 static gexec *gexec_build(CUgraphExec exec, CUgraph g) {
   gexec *e = calloc(1, sizeof(*e));
   if (!e) return NULL;

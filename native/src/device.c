@@ -12,12 +12,13 @@ uint64_t sp_dev_vram_committed(const sp_dev *d) {
 }
 
 uint64_t sp_dev_usage(const sp_dev *d) {
-  return d->passthrough_bytes + d->vmm_dev_bytes + d->vmm_host_bytes + d->tier_bytes[0] + d->tier_bytes[1];
+  return d->passthrough_bytes + d->vmm_dev_bytes + d->vvmm_bytes[0] + d->vvmm_bytes[1] + d->tier_bytes[0] +
+         d->tier_bytes[1];
 }
 
 uint64_t sp_dev_reported_total(const sp_dev *d) { return d->limit + sp_g.pinned_limit; }
 
-uint64_t sp_pinned_committed(void) { return sp_g.pinned_pool.total * SP_PAGE + sp_g.vmm_host_total; }
+uint64_t sp_pinned_committed(void) { return sp_g.pinned_pool.total * SP_PAGE; }
 
 void sp_dev_peaks(sp_dev *d) {
   for (int t = 0; t < 2; t++)

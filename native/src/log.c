@@ -39,20 +39,21 @@ void sp_exit_summary(void) {
     pin_peak += d->tier_peak[1];
     pt += d->passthrough_bytes;
     pt_peak += d->passthrough_peak;
-    vmm += d->vmm_dev_bytes;
-    vmm_host += d->vmm_host_bytes;
+    vmm += d->vmm_dev_bytes + d->vvmm_bytes[0];
+    vmm_host += d->vvmm_bytes[1];
   }
   sp_log(SP_LOG_INFO,
          "summary: vram %llu MiB (peak %llu), pinned %llu MiB (peak %llu), passthrough %llu MiB (peak %llu), "
          "program vmm %llu MiB + %llu MiB host, pinned pool %llu MiB (peak %llu); allocs %llu (tiered %llu, "
          "passthrough %llu), frees %llu, pages vram %llu pinned %llu, ooms %llu, bad args %llu; migration: %llu pages "
-         "to vram, %llu to host in %llu passes (%.1f ms), launches scanned %llu (unscannable %llu)",
+         "to vram, %llu to host in %llu passes and %llu evictions (%.1f ms), launches scanned %llu (unscannable %llu)",
          mib(vram), mib(vram_peak), mib(pin), mib(pin_peak), mib(pt), mib(pt_peak), mib(vmm), mib(vmm_host),
          mib(sp_g.pinned_pool.total * SP_PAGE), mib(sp_g.pinned_peak), (unsigned long long)sp_g.alloc_calls,
          (unsigned long long)sp_g.tiered_allocs, (unsigned long long)sp_g.passthrough_allocs,
          (unsigned long long)sp_g.free_calls, (unsigned long long)sp_g.pages_vram,
          (unsigned long long)sp_g.pages_pinned, (unsigned long long)sp_g.oom_returned,
          (unsigned long long)sp_g.bad_args, (unsigned long long)sp_g.pages_promoted,
-         (unsigned long long)sp_g.pages_demoted, (unsigned long long)sp_g.migrate_passes, (double)sp_g.migrate_ns / 1e6,
+         (unsigned long long)sp_g.pages_demoted, (unsigned long long)sp_g.migrate_passes,
+         (unsigned long long)sp_g.evictions, (double)sp_g.migrate_ns / 1e6,
          (unsigned long long)sp_g.launches_scanned, (unsigned long long)sp_g.launches_unscannable);
 }

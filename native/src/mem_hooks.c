@@ -76,13 +76,14 @@ static void record_passthrough(sp_dev *d, CUdeviceptr va, uint64_t size) {
   sp_g.passthrough_allocs++;
 }
 
-/* Lock held. Free pooled VRAM pages occupy the card: release just enough of them when that lets
-** a request pass to the driver whole; if it cannot fit anyway, keep them for the tiered range. */
-static uint64_t trim_for(sp_dev *d, uint64_t committed, uint64_t size, uint64_t budget) {
-  uint64_t pooled = (uint64_t)d->vram_pool.nfree * SP_PAGE;
-  if (committed + size <= budget || committed - pooled + size > budget) return committed;
-  sp_vram_pool_trim(d->ordinal, (committed + size - budget + SP_PAGE - 1) / SP_PAGE);
-  return sp_dev_vram_committed(d);
+/* Lock held. VRAM pages this request lacks: as a tiered range (movable), or passed to the driver. */
+static uint64_t vram_short(const sp_dev *d, int movable, int small, uint64_t size, uint64_t budget, uint64_t pages) {
+  if (movable) {
+    uint64_t room = sp_vram_room(d, small);
+    return pages > room ? pages - room : 0;
+  }
+  uint64_t in_use = sp_dev_vram_committed(d) - (uint64_t)d->vram_pool.nfree * SP_PAGE;
+  return in_use + size > budget ? (in_use + size - budget + SP_PAGE - 1) / SP_PAGE : 0;
 }
 
 static CUresult do_alloc(const alloc_call *c, CUdeviceptr *dptr, size_t size) {
@@ -101,11 +102,21 @@ static CUresult do_alloc(const alloc_call *c, CUdeviceptr *dptr, size_t size) {
   if (size > sp_g.largest_alloc) sp_g.largest_alloc = size;
   sp_reap(0);
   int small = size <= sp_cfg.threshold; /* PyTorch's 2 MiB small-pool segments: activations */
+  /* Large synchronous allocations (weights, KV caches, the caching allocators' segments) become
+  ** tiered ranges even while VRAM has room, so the policy can move them out later when hotter
+  ** memory arrives: the driver's own allocations can never move. Stream-ordered ones (alloc and
+  ** free every step) pass to the driver while they fit: mapping pages per call would cost more. */
+  int movable = sp_cfg.migrate && !small && (c->kind == K_SYNC || c->kind == K_PITCH);
   uint64_t budget = d->limit - (small ? 0 : d->reserve);
-  uint64_t committed = sp_dev_vram_committed(d);
-  committed = trim_for(d, committed, size, budget);
+  uint64_t pages = (size + SP_PAGE - 1) / SP_PAGE;
+  uint64_t short_by = vram_short(d, movable, small, size, budget, pages);
+  if (short_by && sp_cfg.migrate) { /* a fresh allocation is hot: the coldest VRAM pages leave first */
+    sp_unlock();
+    sp_migrate_evict(d, short_by);
+    sp_lock();
+  }
   int vram_ok = 1;
-  if (committed + size <= budget) {
+  if (!movable && sp_vram_trim_for(d, size, budget) + size <= budget) {
     d->passthrough_bytes += size; /* claim before dropping the lock */
     sp_unlock();
     CUresult rc = real_alloc(c, dptr, size);
@@ -271,132 +282,3 @@ static CUresult do_free(CUdeviceptr p, int async, CUstream s, int ptsz) {
 SP_EXPORT CUresult cuMemFree_v2(CUdeviceptr dptr) { return do_free(dptr, 0, NULL, 0); }
 SP_EXPORT CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) { return do_free(dptr, 1, hStream, 0); }
 SP_EXPORT CUresult cuMemFreeAsync_ptsz(CUdeviceptr dptr, CUstream hStream) { return do_free(dptr, 1, hStream, 1); }
-
-/* --------------------------------------------------------------------------------------------- */
-/* The program's own VMM: DEVICE handles are counted; past the VRAM budget they are created as
-** HOST_NUMA instead (same size), counted against the pinned budget. */
-
-SP_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
-                               unsigned long long flags) {
-  sp_cuda_load();
-  if (!sp_active()) goto pass;
-  if (!handle || !prop || !size || prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE) goto pass;
-  REAL_OR_NOTFOUND(cuMemCreate);
-  sp_lock();
-  sp_dev *d = sp_dev_get(prop->location.id);
-  if (!d || !d->tiering) {
-    sp_unlock();
-    goto pass;
-  }
-  sp_g.alloc_calls++;
-  uint64_t budget = d->limit - (size <= sp_cfg.threshold ? 0 : d->reserve);
-  uint64_t committed = sp_dev_vram_committed(d);
-  committed = trim_for(d, committed, size, budget);
-  int host = committed + size > budget;
-  if (host && !sp_pinned_can_commit(size)) {
-    sp_g.oom_returned++;
-    sp_stats_publish();
-    sp_unlock();
-    return CUDA_ERROR_OUT_OF_MEMORY;
-  }
-  if (host) {
-    d->vmm_host_bytes += size;
-    sp_g.vmm_host_total += size;
-  } else {
-    d->vmm_dev_bytes += size;
-  }
-  sp_unlock();
-  CUmemAllocationProp p2 = *prop;
-  if (host) {
-    p2.location.type = CU_MEM_LOCATION_TYPE_HOST_NUMA;
-    p2.location.id = d->numa_id;
-  }
-  /* Host memory may not support what was asked for device memory: PyTorch's expandable
-  ** segments ask for POSIX_FD export, which HOST_NUMA refuses with INVALID_VALUE on driver 580.
-  ** Retry plain (and skip the refused attempt from then on); past the budget answer
-  ** OUT_OF_MEMORY, the error frameworks recover from, rather than one they treat as fatal. */
-  static int strip_export;
-  if (host && __atomic_load_n(&strip_export, __ATOMIC_RELAXED)) {
-    p2.requestedHandleTypes = CU_MEM_HANDLE_TYPE_NONE;
-    memset(&p2.allocFlags, 0, sizeof(p2.allocFlags));
-  }
-  CUresult rc = sp_real.cuMemCreate(handle, size, &p2, flags);
-  if (host && rc != CUDA_SUCCESS && rc != CUDA_ERROR_OUT_OF_MEMORY &&
-      (p2.requestedHandleTypes || p2.allocFlags.gpuDirectRDMACapable || p2.allocFlags.compressionType ||
-       p2.allocFlags.usage)) {
-    sp_log(SP_LOG_WARN, "host memory refused handle types 0x%x (CUresult %d): the program's cuMemCreate past the VRAM budget is not exportable",
-           (unsigned)prop->requestedHandleTypes, rc);
-    __atomic_store_n(&strip_export, 1, __ATOMIC_RELAXED);
-    p2.requestedHandleTypes = CU_MEM_HANDLE_TYPE_NONE;
-    memset(&p2.allocFlags, 0, sizeof(p2.allocFlags));
-    rc = sp_real.cuMemCreate(handle, size, &p2, flags);
-  }
-  if (host && rc != CUDA_SUCCESS && rc != CUDA_ERROR_OUT_OF_MEMORY) {
-    sp_log(SP_LOG_WARN, "cuMemCreate of %zu bytes in host memory failed (CUresult %d); answering OUT_OF_MEMORY", size, rc);
-    rc = CUDA_ERROR_OUT_OF_MEMORY;
-  }
-  sp_lock();
-  if (rc != CUDA_SUCCESS || sp_vmm_insert(*handle, size, d->ordinal, host) != 0) {
-    if (host) {
-      d->vmm_host_bytes -= size;
-      sp_g.vmm_host_total -= size;
-    } else {
-      d->vmm_dev_bytes -= size;
-    }
-    if (rc == CUDA_ERROR_OUT_OF_MEMORY) sp_g.oom_returned++;
-  }
-  sp_stats_publish();
-  sp_unlock();
-  return rc;
-pass:
-  REAL_OR_NOTFOUND(cuMemCreate);
-  return sp_real.cuMemCreate(handle, size, prop, flags);
-}
-
-SP_EXPORT CUresult cuMemRelease(CUmemGenericAllocationHandle handle) {
-  sp_cuda_load();
-  if (!sp_active()) goto pass;
-  REAL_OR_NOTFOUND(cuMemRelease);
-  uint64_t size = 0;
-  int dev = 0, host = 0;
-  /* Forget the handle before releasing it: the driver may hand the same value to another
-  ** thread's cuMemCreate as soon as it is released. */
-  sp_lock();
-  int k = sp_vmm_release(handle, &size, &dev, &host);
-  sp_unlock();
-  CUresult rc = sp_real.cuMemRelease(handle);
-  if (k < 0) return rc;
-  sp_lock();
-  if (rc != CUDA_SUCCESS) { /* undo */
-    if (k == 0) sp_vmm_insert(handle, size, dev, host);
-    else sp_vmm_retain(handle);
-  } else if (k == 0) {
-    sp_dev *d = &sp_g.dev[dev];
-    if (host) {
-      d->vmm_host_bytes -= size;
-      sp_g.vmm_host_total -= size;
-    } else {
-      d->vmm_dev_bytes -= size;
-    }
-    sp_g.free_calls++;
-    sp_stats_publish();
-  }
-  sp_unlock();
-  return rc;
-pass:
-  REAL_OR_NOTFOUND(cuMemRelease);
-  return sp_real.cuMemRelease(handle);
-}
-
-/* A retained handle needs one more cuMemRelease before the memory is gone: count references so
-** the bytes stay counted until the last one. */
-SP_EXPORT CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr) {
-  sp_cuda_load();
-  REAL_OR_NOTFOUND(cuMemRetainAllocationHandle);
-  CUresult rc = sp_real.cuMemRetainAllocationHandle(handle, addr);
-  if (rc != CUDA_SUCCESS || !handle || !sp_active()) return rc;
-  sp_lock();
-  sp_vmm_retain(*handle);
-  sp_unlock();
-  return rc;
-}

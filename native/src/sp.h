@@ -101,8 +101,9 @@ typedef struct sp_dev {
   int pci_domain, pci_bus, pci_device;
   uint64_t physical, limit, reserve;
   uint64_t passthrough_bytes, passthrough_peak;
-  uint64_t vmm_dev_bytes, vmm_host_bytes; /* the program's own cuMemCreate */
+  uint64_t vmm_dev_bytes;                 /* the program's own cuMemCreate, passed whole (exportable) */
   uint64_t tier_bytes[2], tier_peak[2];   /* live spillover pages: VRAM, pinned */
+  uint64_t vvmm_bytes[2];                 /* pages behind the program's tiered cuMemCreate handles */
   uint64_t reported_free;
   sp_pool vram_pool;
 } sp_dev;
@@ -118,7 +119,6 @@ typedef struct sp_state {
   int broker_tried;
   sp_pool pinned_pool;
   uint64_t pinned_peak;
-  uint64_t vmm_host_total; /* all devices: program cuMemCreate redirected to host */
   sp_dev dev[SP_MAX_DEV];
   uint64_t next_buffer_id;
   CUdeviceptr tiered_lo, tiered_hi; /* every tiered range ever made lies inside (launch scan) */
@@ -126,7 +126,7 @@ typedef struct sp_state {
   /* counters (mirrored into the stats record) */
   uint64_t alloc_calls, free_calls, tiered_allocs, passthrough_allocs, oom_returned;
   uint64_t pages_vram, pages_pinned, pool_grows, lease_denials, bad_args, largest_alloc;
-  uint64_t pages_promoted, pages_demoted, migrate_passes, migrate_ns, launches_scanned, launches_unscannable;
+  uint64_t pages_promoted, pages_demoted, migrate_passes, evictions, migrate_ns, launches_scanned, launches_unscannable;
 } sp_state;
 
 extern sp_state sp_g;
@@ -143,21 +143,32 @@ int sp_pinned_can_commit(uint64_t extra); /* within limit and lease (asks the br
 void sp_dev_peaks(sp_dev *d);
 
 /* ---- allocation table (table.c) ----------------------------------------------------------- */
+enum { SP_PAGE_VRAM = 0, SP_PAGE_HOST = 1 }; /* where a page of a tiered range lives: sp_rec.loc */
+
+struct sp_vhandle;
+
 typedef struct sp_rec {
   CUdeviceptr va;
   uint64_t size; /* requested bytes */
   uint64_t span; /* bytes of VA (tiered: npages * SP_PAGE) */
   int dev;
-  int tiered;
-  int dying; /* tiered: freed, pages not yet released (waiting on an event or a sync) */
+  int tiered;  /* pages of ours behind it (spillover's range, or a mapping of a program handle) */
+  int movable; /* the policy may move its pages (a program handle mapped twice may not) */
+  int dying;   /* tiered: freed, pages not yet released (waiting on an event or a sync) */
   CUcontext ctx;
   uint64_t buffer_id;
-  uint32_t npages, nvram; /* nvram pages are VRAM, the rest pinned host; in_host[i] says which */
+  uint32_t npages, nvram; /* nvram pages are VRAM, the rest pinned host; loc[i] says which */
   CUevent event;          /* cuMemFreeAsync: release once it completes */
   CUmemGenericAllocationHandle *pages;
-  uint8_t *in_host;  /* per page: 1 pinned host, 0 VRAM (starts as VRAM head, host tail) */
-  uint32_t uses;     /* launches that named the range, halved every migration pass */
-  uint64_t use_seq;  /* the last launch counted, so one launch counts once */
+  uint8_t *loc;            /* per page: SP_PAGE_VRAM or SP_PAGE_HOST */
+  struct sp_vhandle *vh;   /* a mapping of the program's own cuMemCreate (vmm_hooks.c): pages and
+                              loc point into the handle's arrays; NULL for spillover's ranges */
+  CUdeviceptr map_va;      /* a program mapping's whole extent (its records split it in segments) */
+  uint64_t map_size;
+  CUmemAccessDesc *access; /* the program's cuMemSetAccess on a mapping (NULL: READWRITE for dev) */
+  uint32_t naccess;
+  uint32_t uses;    /* launches that named the range, halved every placement pass */
+  uint64_t use_seq; /* the last launch counted, so one launch counts once */
 } sp_rec;
 
 int sp_table_insert(sp_rec *r);
@@ -167,27 +178,88 @@ void sp_table_remove(sp_rec *r);
 size_t sp_table_count(void);
 sp_rec *sp_table_at(size_t i);
 void sp_table_forget_all(void); /* after fork */
+void sp_rec_free(sp_rec *r);    /* the record and the arrays it owns */
 
-/* program VMM handles (table.c) */
-int sp_vmm_insert(CUmemGenericAllocationHandle h, uint64_t size, int dev, int host);
+/* program VMM handles passed to the driver whole (table.c) */
+int sp_vmm_insert(CUmemGenericAllocationHandle h, uint64_t size, int dev);
 /* Drops one reference (cuMemRelease): -1 not a handle of ours, 0 that was the last one (entry
-** removed, size, dev and host filled), 1 still referenced. sp_vmm_retain adds one (1 if ours). */
-int sp_vmm_release(CUmemGenericAllocationHandle h, uint64_t *size, int *dev, int *host);
+** removed, size and dev filled), 1 still referenced. sp_vmm_retain adds one (1 if ours). */
+int sp_vmm_release(CUmemGenericAllocationHandle h, uint64_t *size, int *dev);
 int sp_vmm_retain(CUmemGenericAllocationHandle h);
 
 /* ---- tiered allocations (tiered.c) -------------------------------------------------------- */
+/* Lock held. Takes npages pages for device d: VRAM first (pool, then new within the budget) while
+** vram_ok, then pinned host pages; fills pages[] and loc[], returns the VRAM count or -1 (OOM). */
+int sp_pages_take(sp_dev *d, uint64_t npages, int may_use_reserve, int vram_ok, CUmemGenericAllocationHandle *pages,
+                  uint8_t *loc);
+void sp_pages_put(sp_dev *d, uint64_t npages, const CUmemGenericAllocationHandle *pages, const uint8_t *loc);
+uint64_t sp_vram_room(const sp_dev *d, int may_use_reserve); /* pages a new range may take in VRAM */
+uint64_t sp_vram_trim_for(sp_dev *d, uint64_t size, uint64_t budget); /* lock held; VRAM committed after */
 CUresult sp_tiered_alloc(sp_dev *d, uint64_t size, int may_use_reserve, int vram_ok, CUdeviceptr *out);
 void sp_tiered_release(sp_rec *r); /* lock held; unmaps, returns pages, frees the record */
+void sp_tiered_window(const sp_rec *r); /* lock held: widen the launch scan's address window */
 CUresult sp_access_rw(int dev, CUdeviceptr va, uint64_t size); /* READWRITE for the device */
+CUresult sp_rec_set_access(const sp_rec *r, CUdeviceptr va, uint64_t size); /* r's access on part of it */
 void sp_reap(int wait);            /* lock held; release finished deferred frees */
 int sp_pending_count(void);
 extern int sp_npending; /* records waiting on a cuMemFreeAsync event */
 
-/* ---- placement that follows use (migrate.c, launch_hooks.c) ------------------------------- */
+/* ---- the program's own VMM (vmm_hooks.c) -------------------------------------------------- */
+void sp_vhandles_after_fork(void);
+
+/* ---- placement: scan.c (use), policy.c (decisions), mover.c (moves), migrate.c (when) ----- */
+#define SP_HOT_USES 2     /* ranges named by fewer launches (decayed) stay where they are */
+#define SP_EVICT_RATIO 4  /* a VRAM page leaves in a pass only for a range this much denser in use */
+#define SP_MOVE_BATCH 32  /* pages copied per synchronisation: the mover's scratch window */
+
+/* One reference of a launch to a tiered range: the range's start and buffer_id when scanned (a
+** range freed and made again at the same address is not charged), and how many launches (graph
+** kernel nodes) name it. seq is the scan's own (one node names a range once). */
+typedef struct sp_ref {
+  CUdeviceptr va;
+  uint64_t buffer_id;
+  uint32_t count;
+  uint64_t seq;
+} sp_ref;
+typedef struct sp_refs {
+  sp_ref *v;
+  size_t n, cap;
+} sp_refs;
+
+int sp_use_note(CUfunction f, void **params, void **extra); /* charge a direct launch; 1: a pass is due */
+/* Lock held. Adds the tiered ranges named by one kernel's parameters (kernelParams or extra; f a
+** CUfunction or CUkernel) to out, each once per call; -1 when its parameters cannot be read. */
+int sp_scan_kernel(CUfunction f, void **params, void **extra, sp_refs *out);
+void sp_scan_pointer(CUdeviceptr p, sp_refs *out); /* lock held: one reference if p is tiered */
+int sp_use_charge(const sp_refs *refs);            /* lock not held; 1: a pass is due */
+void sp_refs_free(sp_refs *r);
+void sp_use_decay(void);     /* lock held: halve every range's uses; a new pass interval starts */
+int sp_use_pass_ready(void); /* lock held: enough launches since the last pass */
+void sp_scan_after_fork(void);
+
+typedef struct sp_move {
+  sp_rec *r;
+  uint32_t page;
+  int to; /* SP_PAGE_VRAM or SP_PAGE_HOST */
+} sp_move;
+int sp_policy_wants_vram(const sp_rec *r);
+void sp_policy_rank(sp_rec **recs, size_t n); /* densest use per page first */
+/* A pass over recs (one device): fills out with at most max moves, room = VRAM pages free to fill. */
+size_t sp_policy_pass(sp_rec **recs, size_t n, uint64_t room, sp_move *out, size_t max);
+int sp_policy_worth_a_pass(sp_rec **recs, size_t n, uint64_t room);
+/* `need` VRAM pages for a fresh allocation: the coldest ranges' VRAM pages leave. */
+size_t sp_policy_evict(sp_rec **recs, size_t n, uint64_t need, sp_move *out, size_t max);
+
+size_t sp_move_pages(int dev, const sp_move *m, size_t n); /* fence + lock held; moves done */
+void sp_mover_after_fork(void);
+
 void sp_fence_enter(void); /* a fenced entry point enqueues: no page changes backing meanwhile */
 void sp_fence_leave(void);
-int sp_use_note(CUfunction f, void **params, void **extra); /* count the launch; 1: run a pass */
-void sp_migrate_pass(void);                                 /* no locks held */
+void sp_migrate_pass(void);                       /* no locks held */
+size_t sp_migrate_evict(sp_dev *d, uint64_t pages); /* no locks held; pages made free in VRAM */
+void sp_capture_begin(void);
+void sp_capture_end(void);
+int sp_capturing_anywhere(void);
 void sp_migrate_after_fork(void);
 void sp_sync_ctx(CUcontext ctx); /* cuCtxSynchronize on ctx (pushed if not current) */
 

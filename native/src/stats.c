@@ -130,8 +130,8 @@ void sp_stats_publish(void) {
     }
     g->passthrough_bytes = d->passthrough_bytes;
     g->passthrough_peak = d->passthrough_peak;
-    g->program_vmm_bytes = d->vmm_dev_bytes;
-    g->program_vmm_host_bytes = d->vmm_host_bytes;
+    g->program_vmm_bytes = d->vmm_dev_bytes + d->vvmm_bytes[0];
+    g->program_vmm_host_bytes = d->vvmm_bytes[1];
     g->reported_total = sp_dev_reported_total(d);
     g->reported_free = d->reported_free;
   }

@@ -61,17 +61,17 @@ void sp_table_remove(sp_rec *r) {
 size_t sp_table_count(void) { return nrecs; }
 sp_rec *sp_table_at(size_t i) { return i < nrecs ? recs[i] : NULL; }
 
-/* program VMM handles: few (PyTorch expandable segments make ~100 per GiB of 20 MiB pieces) */
+/* the program's VMM handles passed to the driver whole: few (PyTorch expandable segments make ~100 per GiB of 20 MiB pieces) */
 typedef struct vmm_ent {
   CUmemGenericAllocationHandle h;
   uint64_t size;
-  int dev, host;
+  int dev;
   int refs; /* cuMemCreate + cuMemRetainAllocationHandle - cuMemRelease */
 } vmm_ent;
 static vmm_ent *vmms;
 static size_t nvmm, capvmm;
 
-int sp_vmm_insert(CUmemGenericAllocationHandle h, uint64_t size, int dev, int host) {
+int sp_vmm_insert(CUmemGenericAllocationHandle h, uint64_t size, int dev) {
   if (nvmm == capvmm) {
     size_t cap = capvmm ? capvmm * 2 : 64;
     vmm_ent *n = realloc(vmms, cap * sizeof(*n));
@@ -79,7 +79,7 @@ int sp_vmm_insert(CUmemGenericAllocationHandle h, uint64_t size, int dev, int ho
     vmms = n;
     capvmm = cap;
   }
-  vmms[nvmm++] = (vmm_ent){h, size, dev, host, 1};
+  vmms[nvmm++] = (vmm_ent){h, size, dev, 1};
   return 0;
 }
 
@@ -96,13 +96,12 @@ int sp_vmm_retain(CUmemGenericAllocationHandle h) {
   return 1;
 }
 
-int sp_vmm_release(CUmemGenericAllocationHandle h, uint64_t *size, int *dev, int *host) {
+int sp_vmm_release(CUmemGenericAllocationHandle h, uint64_t *size, int *dev) {
   vmm_ent *e = vmm_find(h);
   if (!e) return -1;
   if (--e->refs > 0) return 1;
   *size = e->size;
   *dev = e->dev;
-  *host = e->host;
   *e = vmms[--nvmm];
   return 0;
 }
@@ -110,10 +109,7 @@ int sp_vmm_release(CUmemGenericAllocationHandle h, uint64_t *size, int *dev, int
 /* After fork: the records describe the parent's driver objects. Drop them (the memory is the
 ** child's copy; freeing it is safe because no other thread exists in the child). */
 void sp_table_forget_all(void) {
-  for (size_t i = 0; i < nrecs; i++) {
-    free(recs[i]->pages);
-    free(recs[i]);
-  }
+  for (size_t i = 0; i < nrecs; i++) sp_rec_free(recs[i]);
   nrecs = 0;
   nvmm = 0;
 }

@@ -1,8 +1,10 @@
 /*
 ** tiered.c: spillover's own allocations: a reserved VA range (2 MiB aligned) backed page by page
 ** by VRAM pages while the budget allows, then by pinned host pages (HOST_NUMA) from the pool.
-** The pointer never moves. Release unmaps the pages and returns them to their pools; callers make
-** sure no work still uses the range first (sync free, or an event for cuMemFreeAsync).
+** The pointer never moves; the placement policy may later move pages between tiers under it
+** (mover.c). Release unmaps the pages and returns them to their pools; callers make sure no work
+** still uses the range first (sync free, or an event for cuMemFreeAsync). The page-taking
+** functions here also back the program's own tiered cuMemCreate handles (vmm_hooks.c).
 */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -10,18 +12,68 @@
 
 #include "sp.h"
 
-/* Pages [0, n) of r are mapped: unmap them, return them to their pools. */
-static void unmap_pages(sp_rec *r, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++) {
-    sp_real.cuMemUnmap(r->va + (CUdeviceptr)i * SP_PAGE, SP_PAGE);
-    sp_pool *p = r->in_host[i] ? &sp_g.pinned_pool : &sp_g.dev[r->dev].vram_pool;
-    sp_pool_put(p, r->pages[i]); /* slots were reserved when the page was taken */
-  }
+static sp_pool *pool_of(sp_dev *d, int loc) { return loc == SP_PAGE_HOST ? &sp_g.pinned_pool : &d->vram_pool; }
+
+uint64_t sp_vram_room(const sp_dev *d, int may_use_reserve) {
+  uint64_t budget = d->limit - (may_use_reserve ? 0 : d->reserve);
+  uint64_t committed = sp_dev_vram_committed(d);
+  return (budget > committed ? (budget - committed) / SP_PAGE : 0) + d->vram_pool.nfree;
 }
 
-static void free_rec(sp_rec *r) {
-  free(r->in_host);
-  free(r->pages);
+/* Free pooled VRAM pages occupy the card: release just enough of them when that lets a request
+** pass to the driver whole; if it cannot fit anyway, keep them. Returns the VRAM committed. */
+uint64_t sp_vram_trim_for(sp_dev *d, uint64_t size, uint64_t budget) {
+  uint64_t committed = sp_dev_vram_committed(d), pooled = (uint64_t)d->vram_pool.nfree * SP_PAGE;
+  if (committed + size <= budget || committed - pooled + size > budget) return committed;
+  sp_vram_pool_trim(d->ordinal, (committed + size - budget + SP_PAGE - 1) / SP_PAGE);
+  return sp_dev_vram_committed(d);
+}
+
+void sp_pages_put(sp_dev *d, uint64_t npages, const CUmemGenericAllocationHandle *pages, const uint8_t *loc) {
+  for (uint64_t i = 0; i < npages; i++) sp_pool_put(pool_of(d, loc[i]), pages[i]);
+}
+
+int sp_pages_take(sp_dev *d, uint64_t npages, int may_use_reserve, int vram_ok, CUmemGenericAllocationHandle *pages,
+                  uint8_t *loc) {
+  uint64_t nv = vram_ok ? sp_vram_room(d, may_use_reserve) : 0;
+  if (nv > npages) nv = npages;
+  uint64_t nh = npages - nv;
+  if (nh > sp_g.pinned_pool.nfree && sp_pinned_grow(nh - sp_g.pinned_pool.nfree) == 0 && nh > sp_g.pinned_pool.nfree)
+    return -1;
+  if (sp_pool_reserve_slots(&d->vram_pool, (size_t)npages) || sp_pool_reserve_slots(&sp_g.pinned_pool, (size_t)npages))
+    return -1;
+  /* VRAM first (pool, then new); a refused VRAM create turns the rest into host pages. */
+  uint64_t got = 0;
+  for (; got < nv; got++) {
+    loc[got] = SP_PAGE_VRAM;
+    if (sp_pool_take(&d->vram_pool, &pages[got]) == 0) continue;
+    if (sp_page_create(&pages[got], CU_MEM_LOCATION_TYPE_DEVICE, d->ordinal) != CUDA_SUCCESS) break;
+    d->vram_pool.total++;
+  }
+  for (uint64_t i = got; i < npages; i++) {
+    loc[i] = SP_PAGE_HOST;
+    if (sp_pool_take(&sp_g.pinned_pool, &pages[i]) == 0) continue;
+    if (sp_pinned_grow(1) == 0 || sp_pool_take(&sp_g.pinned_pool, &pages[i]) != 0) {
+      sp_pages_put(d, i, pages, loc); /* give back what we took */
+      return -1;
+    }
+  }
+  return (int)(got > INT32_MAX ? INT32_MAX : got);
+}
+
+/* Pages [0, n) of r are mapped: unmap them, return them to their pools. */
+static void unmap_pages(sp_rec *r, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) sp_real.cuMemUnmap(r->va + (CUdeviceptr)i * SP_PAGE, SP_PAGE);
+  sp_pages_put(&sp_g.dev[r->dev], n, r->pages, r->loc);
+}
+
+void sp_rec_free(sp_rec *r) {
+  if (!r) return;
+  if (!r->vh) { /* a program handle's mapping borrows the handle's arrays */
+    free(r->loc);
+    free(r->pages);
+  }
+  free(r->access);
   free(r);
 }
 
@@ -33,6 +85,11 @@ CUresult sp_access_rw(int dev, CUdeviceptr va, uint64_t size) {
   a.location.id = dev;
   a.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
   return sp_real.cuMemSetAccess(va, size, &a, 1);
+}
+
+CUresult sp_rec_set_access(const sp_rec *r, CUdeviceptr va, uint64_t size) {
+  if (r->access) return sp_real.cuMemSetAccess(va, size, r->access, r->naccess);
+  return sp_access_rw(r->dev, va, size);
 }
 
 static CUresult set_access(sp_rec *r) {
@@ -50,97 +107,67 @@ static CUresult set_access(sp_rec *r) {
 CUresult sp_tiered_alloc(sp_dev *d, uint64_t size, int may_use_reserve, int vram_ok, CUdeviceptr *out) {
   uint64_t npages = (size + SP_PAGE - 1) / SP_PAGE;
   if (npages == 0 || npages > UINT32_MAX) return CUDA_ERROR_INVALID_VALUE;
-  for (int attempt = 0; attempt < 2; attempt++) {
-    uint64_t budget = d->limit - (may_use_reserve ? 0 : d->reserve);
-    uint64_t committed = sp_dev_vram_committed(d);
-    uint64_t new_vram = budget > committed ? (budget - committed) / SP_PAGE : 0;
-    uint64_t nv = vram_ok ? d->vram_pool.nfree + new_vram : 0;
-    if (nv > npages) nv = npages;
-    uint64_t nh = npages - nv;
-    if (nh > sp_g.pinned_pool.nfree && sp_pinned_grow(nh - sp_g.pinned_pool.nfree) == 0 &&
-        nh > sp_g.pinned_pool.nfree) {
-      if (attempt == 0 && sp_pending_count()) {
-        sp_reap(1); /* frees waiting on events may give pages back */
-        continue;
-      }
-      return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    sp_rec *r = calloc(1, sizeof(*r));
-    if (!r || !(r->pages = calloc(npages, sizeof(*r->pages))) || !(r->in_host = calloc(npages, 1))) {
-      if (r) free(r->pages);
-      free(r);
-      return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    r->size = size;
-    r->span = npages * SP_PAGE;
-    r->npages = (uint32_t)npages;
-    r->dev = d->ordinal;
-    r->tiered = 1;
-    if (sp_pool_reserve_slots(&d->vram_pool, (size_t)npages) ||
-        sp_pool_reserve_slots(&sp_g.pinned_pool, (size_t)npages) ||
-        sp_real.cuMemAddressReserve(&r->va, r->span, SP_PAGE, 0, 0) != CUDA_SUCCESS) {
-      free_rec(r);
-      return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    /* Take pages: VRAM first (pool, then new), pinned for the rest. A refused VRAM create turns
-    ** the remaining pages into host pages. */
-    uint32_t got = 0;
-    CUresult rc = CUDA_SUCCESS;
-    for (; got < nv; got++) {
-      if (sp_pool_take(&d->vram_pool, &r->pages[got]) == 0) continue;
-      if (sp_page_create(&r->pages[got], CU_MEM_LOCATION_TYPE_DEVICE, d->ordinal) != CUDA_SUCCESS) break;
-      d->vram_pool.total++;
-    }
-    r->nvram = got;
-    memset(r->in_host + got, 1, npages - got);
-    for (uint32_t i = got; i < npages; i++) {
-      if (sp_pool_take(&sp_g.pinned_pool, &r->pages[i]) == 0) continue;
-      if (sp_pinned_grow(1) == 0 || sp_pool_take(&sp_g.pinned_pool, &r->pages[i]) != 0) {
-        /* give back what we took, unmapped */
-        for (uint32_t j = 0; j < i; j++)
-          sp_pool_put(j < r->nvram ? &d->vram_pool : &sp_g.pinned_pool, r->pages[j]);
-        sp_real.cuMemAddressFree(r->va, r->span);
-        free_rec(r);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-      }
-    }
-    uint32_t mapped = 0;
-    for (; mapped < npages; mapped++) {
-      rc = sp_real.cuMemMap(r->va + (CUdeviceptr)mapped * SP_PAGE, SP_PAGE, 0, r->pages[mapped], 0);
-      if (rc != CUDA_SUCCESS) break;
-    }
-    if (rc == CUDA_SUCCESS) rc = set_access(r);
-    if (rc != CUDA_SUCCESS) {
-      unmap_pages(r, mapped);
-      for (uint32_t j = mapped; j < npages; j++)
-        sp_pool_put(j < r->nvram ? &d->vram_pool : &sp_g.pinned_pool, r->pages[j]);
-      sp_real.cuMemAddressFree(r->va, r->span);
-      free_rec(r);
-      sp_log(SP_LOG_WARN, "mapping a tiered range failed (CUresult %d)", rc);
-      return rc;
-    }
-    if (sp_real.cuCtxGetCurrent) sp_real.cuCtxGetCurrent(&r->ctx);
-    r->buffer_id = sp_g.next_buffer_id++;
-    if (sp_table_insert(r)) {
-      unmap_pages(r, (uint32_t)npages);
-      sp_real.cuMemAddressFree(r->va, r->span);
-      free_rec(r);
-      return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    d->tier_bytes[0] += (uint64_t)r->nvram * SP_PAGE;
-    d->tier_bytes[1] += (uint64_t)(npages - r->nvram) * SP_PAGE;
-    if (!sp_g.tiered_hi || r->va < sp_g.tiered_lo) __atomic_store_n(&sp_g.tiered_lo, r->va, __ATOMIC_RELAXED);
-    if (r->va + r->span > sp_g.tiered_hi) __atomic_store_n(&sp_g.tiered_hi, r->va + r->span, __ATOMIC_RELEASE);
-    sp_g.pages_vram += r->nvram;
-    sp_g.pages_pinned += npages - r->nvram;
-    sp_g.tiered_allocs++;
-    sp_dev_peaks(d);
-    sp_log(SP_LOG_DEBUG, "tiered %llu bytes at 0x%llx: %u vram + %llu pinned pages", (unsigned long long)size,
-           (unsigned long long)r->va, r->nvram, (unsigned long long)(npages - r->nvram));
-    *out = r->va;
-    return CUDA_SUCCESS;
+  sp_rec *r = calloc(1, sizeof(*r));
+  if (!r || !(r->pages = calloc(npages, sizeof(*r->pages))) || !(r->loc = calloc(npages, 1))) {
+    sp_rec_free(r);
+    return CUDA_ERROR_OUT_OF_MEMORY;
   }
-  return CUDA_ERROR_OUT_OF_MEMORY;
+  r->size = size;
+  r->span = npages * SP_PAGE;
+  r->npages = (uint32_t)npages;
+  r->dev = d->ordinal;
+  r->tiered = r->movable = 1;
+  int nv = sp_pages_take(d, npages, may_use_reserve, vram_ok, r->pages, r->loc);
+  if (nv < 0 && sp_pending_count()) {
+    sp_reap(1); /* frees waiting on events may give pages back */
+    nv = sp_pages_take(d, npages, may_use_reserve, vram_ok, r->pages, r->loc);
+  }
+  if (nv < 0 || sp_real.cuMemAddressReserve(&r->va, r->span, SP_PAGE, 0, 0) != CUDA_SUCCESS) {
+    if (nv >= 0) sp_pages_put(d, npages, r->pages, r->loc);
+    sp_rec_free(r);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  r->nvram = (uint32_t)nv;
+  CUresult rc = CUDA_SUCCESS;
+  uint32_t mapped = 0;
+  for (; mapped < npages; mapped++) {
+    rc = sp_real.cuMemMap(r->va + (CUdeviceptr)mapped * SP_PAGE, SP_PAGE, 0, r->pages[mapped], 0);
+    if (rc != CUDA_SUCCESS) break;
+  }
+  if (rc == CUDA_SUCCESS) rc = set_access(r);
+  if (rc != CUDA_SUCCESS) {
+    unmap_pages(r, mapped);
+    sp_pages_put(d, npages - mapped, r->pages + mapped, r->loc + mapped);
+    sp_real.cuMemAddressFree(r->va, r->span);
+    sp_rec_free(r);
+    sp_log(SP_LOG_WARN, "mapping a tiered range failed (CUresult %d)", rc);
+    return rc;
+  }
+  if (sp_real.cuCtxGetCurrent) sp_real.cuCtxGetCurrent(&r->ctx);
+  r->buffer_id = sp_g.next_buffer_id++;
+  if (sp_table_insert(r)) {
+    unmap_pages(r, (uint32_t)npages);
+    sp_real.cuMemAddressFree(r->va, r->span);
+    sp_rec_free(r);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  d->tier_bytes[0] += (uint64_t)r->nvram * SP_PAGE;
+  d->tier_bytes[1] += (uint64_t)(npages - r->nvram) * SP_PAGE;
+  sp_tiered_window(r);
+  sp_g.pages_vram += r->nvram;
+  sp_g.pages_pinned += npages - r->nvram;
+  sp_g.tiered_allocs++;
+  sp_dev_peaks(d);
+  sp_log(SP_LOG_DEBUG, "tiered %llu bytes at 0x%llx: %u vram + %llu pinned pages", (unsigned long long)size,
+         (unsigned long long)r->va, r->nvram, (unsigned long long)(npages - r->nvram));
+  *out = r->va;
+  return CUDA_SUCCESS;
+}
+
+/* Every tiered range lies inside [tiered_lo, tiered_hi): the launch scan's quick filter. */
+void sp_tiered_window(const sp_rec *r) {
+  if (!sp_g.tiered_hi || r->va < sp_g.tiered_lo) __atomic_store_n(&sp_g.tiered_lo, r->va, __ATOMIC_RELAXED);
+  if (r->va + r->span > sp_g.tiered_hi) __atomic_store_n(&sp_g.tiered_hi, r->va + r->span, __ATOMIC_RELEASE);
 }
 
 /* Lock held; the range is idle. */
@@ -155,7 +182,7 @@ void sp_tiered_release(sp_rec *r) {
     sp_npending--;
   }
   sp_table_remove(r);
-  free_rec(r);
+  sp_rec_free(r);
   sp_pinned_trim_to_cap();
 }
 

@@ -1,8 +1,9 @@
 /*
 ** t_graph.c: CUDA graph launches count as use (native/src/graph_hooks.c). Run with the interposer
-** test budget (SPILLOVER_VRAM_LIMIT=64M SPILLOVER_VRAM_RESERVE=16M) against the fake driver, whose
-** graphs run their nodes on the CPU. Every tiered range here is filled by copies, so graph nodes
-** are the only launches that name it:
+** test budget (SPILLOVER_VRAM_LIMIT=64M SPILLOVER_VRAM_RESERVE=16M, SPILLOVER_MIGRATE=1) against the
+** fake driver, whose graphs run their nodes on the CPU. The ranges are made in host memory while
+** VRAM is full of the driver's small allocations, which are then freed: VRAM has room for every
+** range. Each range is filled by a copy, so graph nodes are the only launches that name it:
 **  promote    four host ranges, each named by one kind of node of one instantiated graph (a
 **             captured kernel launch, a captured async copy, a captured async memset, a kernel node
 **             added by cuGraphAddKernelNode to a child graph), move into VRAM after graph launches;
@@ -71,16 +72,22 @@ static unsigned long long bad_words(void) {
   return bad;
 }
 
-/* The budget is full of the driver's memory: what comes next lands in host pages. */
+/* The whole VRAM limit is full of the driver's small allocations, which nothing can move: the
+** ranges made next land in host pages. make_room() frees them, so those ranges may move in. */
+static CUdeviceptr smalls[31];
+
 static void setup(void) {
   CUmodule m;
   CU(cuModuleLoadData(&m, "fake image"));
   CU(cuModuleGetFunction(&k_verify, m, SPILL_KERNEL_VERIFY));
   CU(cuMemAlloc_v2(&counter, 2 * MiB));
   CU(cuMemsetD8_v2(counter, 0, 8));
-  CUdeviceptr weights;
-  CU(cuMemAlloc_v2(&weights, 46 * MiB)); /* with the counter: limit - reserve */
+  for (int i = 0; i < 31; i++) CU(cuMemAlloc_v2(&smalls[i], 2 * MiB)); /* with the counter: 64M */
   CU(cuStreamCreate(&s, 0));
+}
+
+static void make_room(void) {
+  for (int i = 0; i < 31; i++) CU(cuMemFree_v2(smalls[i]));
 }
 
 /* A host range holding spill_pattern(seed, i), written by a copy (no launch names it). */
@@ -147,6 +154,7 @@ static int promote(int expect_moves) {
   setup();
   CUdeviceptr kern = host_range(11), copy = host_range(22), set = host_range(33), child = host_range(44),
               cold = host_range(55);
+  make_room();
   /* captured: a kernel launch, an async copy (to the counter's memory), an async memset */
   CUgraph g, c;
   CU(cuStreamBeginCapture_v2(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
@@ -210,6 +218,7 @@ static const char *const repoint_names[] = {"setparams", "update", "generic"};
 static int repoint(int how) {
   setup();
   CUdeviceptr old = host_range(66), now = host_range(77);
+  make_room();
   CUgraphNode n;
   CUgraph g = one_node_graph(old, 66, &n);
   CUgraphExec x;
@@ -255,6 +264,7 @@ static int setnodes(void) {
   setup();
   CUdeviceptr set_old = host_range(101), set_new = host_range(102), child_old = host_range(103),
               child_new = host_range(104);
+  make_room();
   CUgraph g, c_old, c_new;
   CU(cuStreamBeginCapture_v2(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
   CU(cuMemsetD32Async(set_old, 0x5eed, MEMSET_BYTES / 4, s));
@@ -299,6 +309,7 @@ static int setnodes(void) {
 static int capture(void) {
   setup();
   CUdeviceptr hot = host_range(88);
+  make_room();
   CUgraphNode n;
   CUgraph g = one_node_graph(hot, 88, &n);
   CUgraphExec x;

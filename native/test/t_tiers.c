@@ -7,7 +7,7 @@
 **  oom       CUDA_ERROR_OUT_OF_MEMORY exactly when VRAM budget + pinned budget are spent (P=64M)
 **  copy      memcpy/memset across the tier boundary, bytes verified
 **  async     cuMemAllocAsync/cuMemFreeAsync: deferred release, pages reused afterwards
-**  vmm       the program's own cuMemCreate: DEVICE while the budget allows, then HOST_NUMA
+**  vmm       the program's own cuMemCreate: whole while the budget allows, then split in pages
 */
 #include "t_common.h"
 
@@ -182,21 +182,18 @@ static int vmm(void) {
   prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
   prop.location.id = 0;
   CUmemGenericAllocationHandle h1, h2;
-  /* exportable, like PyTorch's expandable segments: host memory refuses that (driver 580), so the
-  ** host replacement must drop the handle type rather than fail the program */
-  prop.requestedHandleTypes = 1; /* CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR */
-  CU(cuMemCreate(&h1, 32 * MiB, &prop, 0)); /* within 48M */
-  CU(cuMemCreate(&h2, 32 * MiB, &prop, 0)); /* past it: created in host memory */
-  CUmemGenericAllocationHandle h3;
-  CU(cuMemCreate(&h3, 2 * MiB, &prop, 0)); /* host again, without a second refusal */
-  CU(cuMemRelease(h3));
+  prop.requestedHandleTypes = 1; /* exportable (POSIX_FD): one real VRAM handle while it fits */
+  CU(cuMemCreate(&h1, 32 * MiB, &prop, 0));
+  prop.requestedHandleTypes = 0;
+  CU(cuMemCreate(&h2, 32 * MiB, &prop, 0)); /* 16M left: split, 8 VRAM + 8 host pages */
   CUdeviceptr va;
   CU(cuMemAddressReserve(&va, 64 * MiB, PAGE, 0, 0));
   CU(cuMemMap(va, 32 * MiB, 0, h1, 0));
   CU(cuMemMap(va + 32 * MiB, 32 * MiB, 0, h2, 0));
   CUmemAccessDesc ad = {{CU_MEM_LOCATION_TYPE_DEVICE, 0}, CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
   CU(cuMemSetAccess(va, 64 * MiB, &ad, 1));
-  CHECK(loc(va) == 1 && loc(va + 32 * MiB) == 2, "program VMM locations %d %d", loc(va), loc(va + 32 * MiB));
+  CHECK(loc(va) == 1 && loc(va + 32 * MiB) == 1 && loc(va + 63 * MiB) == 2, "program VMM locations %d %d %d", loc(va),
+        loc(va + 32 * MiB), loc(va + 63 * MiB));
   /* a retained handle is one more reference: releasing it must not un-count the memory */
   CUmemGenericAllocationHandle r1, r2;
   CU(cuMemRetainAllocationHandle(&r1, (void *)(uintptr_t)va));
@@ -206,13 +203,12 @@ static int vmm(void) {
   CU(cuMemRelease(r2));
   sp_stats s;
   CHECK(t_read_stats(getpid(), &s) == 0, "stats");
-  CHECK(s.gpu[0].program_vmm_bytes == 32 * MiB && s.gpu[0].program_vmm_host_bytes == 32 * MiB, "vmm counts %llu %llu",
+  CHECK(s.gpu[0].program_vmm_bytes == 48 * MiB && s.gpu[0].program_vmm_host_bytes == 16 * MiB, "vmm counts %llu %llu",
         (unsigned long long)s.gpu[0].program_vmm_bytes, (unsigned long long)s.gpu[0].program_vmm_host_bytes);
   size_t fr, tot;
   CU(cuMemGetInfo_v2(&fr, &tot));
   CHECK(tot - fr == 64 * MiB, "usage %zu, want 64M", tot - fr);
-  CU(cuMemUnmap(va, 32 * MiB));
-  CU(cuMemUnmap(va + 32 * MiB, 32 * MiB));
+  CU(cuMemUnmap(va, 64 * MiB)); /* the driver's handle and ours in one call */
   CU(cuMemAddressFree(va, 64 * MiB));
   CU(cuMemRelease(h1));
   CU(cuMemRelease(h2));

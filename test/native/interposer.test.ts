@@ -16,13 +16,15 @@ let statsDir = "";
 
 const MiB = 1024 * 1024;
 // A 64 MiB "GPU" budget with a 16 MiB reserve and 128 MiB of pinned host memory, on a fake card
-// of 1 GiB: large allocations get 48 MiB of VRAM, then host pages.
+// of 1 GiB: large allocations get 48 MiB of VRAM, then host pages. First-come placement
+// (SPILLOVER_MIGRATE=0) unless a test turns placement by use on: the mechanics tests count pages.
 const BUDGET = {
   SPILLOVER_VRAM_LIMIT: "64M",
   SPILLOVER_VRAM_RESERVE: "16M",
   SPILLOVER_PINNED_LIMIT: "128M",
   SPILLOVER_HOST_RESERVE: "0",
   FAKE_CUDA_VRAM: "1G",
+  SPILLOVER_MIGRATE: "0",
 };
 
 function scrubbedEnv(): Record<string, string> {
@@ -108,24 +110,44 @@ describe("tiered allocations", () => {
     expectOk(run("t_tiers", ["async"]), "ok async");
   });
 
-  test("the program's own cuMemCreate: DEVICE within the budget, HOST_NUMA past it, both counted", () => {
+  test("the program's own cuMemCreate: whole within the budget, split into VRAM and host pages past it, both counted", () => {
     expectOk(run("t_tiers", ["vmm"]), "ok vmm");
   });
 
-  test("a host range that launches keep naming moves into the VRAM reserve; an unnamed one stays", () => {
-    expectOk(run("t_migrate", ["promote"]), "ok promote");
+  test("a host range that launches keep naming moves into VRAM once there is room; an unnamed one stays", () => {
+    expectOk(run("t_migrate", ["promote"], { SPILLOVER_MIGRATE: "1" }), "ok promote");
   });
 
-  test("VRAM full: an unused range's VRAM pages go to host so a hot range can move in, bytes kept", () => {
-    expectOk(run("t_migrate", ["evict"]), "ok evict");
+  test("VRAM full above the reserve: an unused range's VRAM pages go to host so a hot range can move in, bytes kept", () => {
+    expectOk(run("t_migrate", ["evict"], { SPILLOVER_MIGRATE: "1" }), "ok evict");
   });
 
   test("SPILLOVER_MIGRATE=0: the same launches move nothing", () => {
     expectOk(run("t_migrate", ["off"], { SPILLOVER_MIGRATE: "0" }), "ok off");
   });
 
+  test("placement: a fresh allocation that does not fit evicts the coldest VRAM pages first", () => {
+    expectOk(run("t_placement", ["fresh"], { SPILLOVER_MIGRATE: "1" }), "ok fresh");
+  });
+
+  test("placement: the program's cuMemCreate split across tiers, mapped, unmapped, remapped and mapped twice", () => {
+    expectOk(run("t_placement", ["vmm"], { SPILLOVER_MIGRATE: "1" }), "ok vmm");
+  });
+
+  test("placement: host pages of a program mapping that launches keep naming move into VRAM", () => {
+    expectOk(run("t_placement", ["vmm-hot"], { SPILLOVER_MIGRATE: "1" }), "ok vmm-hot");
+  });
+
+  test("placement: an exportable cuMemCreate stays one VRAM handle; a cold range leaves to make room", () => {
+    expectOk(run("t_placement", ["exportable"], { SPILLOVER_MIGRATE: "1" }), "ok exportable");
+  });
+
+  test("placement: a repeating step moves no page after warm-up", () => {
+    expectOk(run("t_placement", ["steady"], { SPILLOVER_MIGRATE: "1" }), "ok steady");
+  });
+
   test("a host range named only by graph nodes (captured kernel, copy, memset; a child graph's kernel node) moves into VRAM after graph launches, bytes kept", () => {
-    expectOk(run("t_graph", ["promote"]), "ok promote");
+    expectOk(run("t_graph", ["promote"], { SPILLOVER_MIGRATE: "1" }), "ok promote");
   });
 
   test("SPILLOVER_MIGRATE=0: graph launches move nothing", () => {
@@ -133,23 +155,23 @@ describe("tiered allocations", () => {
   });
 
   test("a graph whose kernel node was re-pointed (cuGraphExecKernelNodeSetParams) charges the new range, not the old", () => {
-    expectOk(run("t_graph", ["setparams"]), "ok setparams");
+    expectOk(run("t_graph", ["setparams"], { SPILLOVER_MIGRATE: "1" }), "ok setparams");
   });
 
   test("a graph exec updated from another graph (cuGraphExecUpdate) charges the new range, not the old", () => {
-    expectOk(run("t_graph", ["update"]), "ok update");
+    expectOk(run("t_graph", ["update"], { SPILLOVER_MIGRATE: "1" }), "ok update");
   });
 
   test("a graph kernel node re-pointed through cuGraphExecNodeSetParams charges the new range, not the old", () => {
-    expectOk(run("t_graph", ["generic"]), "ok generic");
+    expectOk(run("t_graph", ["generic"], { SPILLOVER_MIGRATE: "1" }), "ok generic");
   });
 
   test("graph memset and child-graph nodes re-pointed on the exec charge their new ranges, not the old", () => {
-    expectOk(run("t_graph", ["setnodes"]), "ok setnodes");
+    expectOk(run("t_graph", ["setnodes"], { SPILLOVER_MIGRATE: "1" }), "ok setnodes");
   });
 
   test("a graph launched into a stream being captured runs no placement pass; launched after, its range moves", () => {
-    expectOk(run("t_graph", ["capture"]), "ok capture");
+    expectOk(run("t_graph", ["capture"], { SPILLOVER_MIGRATE: "1" }), "ok capture");
   });
 
   test("16 threads allocating and freeing at once lose and share no page", () => {

@@ -1220,6 +1220,23 @@ EXPORT CUresult cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *prop
   return ok ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
+/* POSIX_FD export (type 1) of a handle created with that type: a dup of its memory file. */
+EXPORT CUresult cuMemExportToShareableHandle(void *out, CUmemGenericAllocationHandle handle, int type,
+                                             unsigned long long flags) {
+  COUNT();
+  NEED_INIT();
+  if (!out || flags || type != 1) return CUDA_ERROR_INVALID_VALUE;
+  fake_handle *h = (fake_handle *)(uintptr_t)handle;
+  pthread_mutex_lock(&g_lock);
+  int ok = valid_handle(h), exportable = ok && (h->prop.requestedHandleTypes & 1);
+  int fd = exportable ? dup(g_arena_fd) : -1; /* the arena file: enough for a test double */
+  pthread_mutex_unlock(&g_lock);
+  if (!ok) return CUDA_ERROR_INVALID_VALUE;
+  if (fd < 0) return CUDA_ERROR_NOT_SUPPORTED;
+  *(int *)out = fd;
+  return CUDA_SUCCESS;
+}
+
 EXPORT CUresult cuMemRetainAllocationHandle(CUmemGenericAllocationHandle *handle, void *addr) {
   COUNT();
   NEED_INIT();
@@ -2517,6 +2534,7 @@ static const proc_entry g_procs[] = {
     P("cuMemGetAccess", 10020, cuMemGetAccess),
     P("cuMemGetAllocationGranularity", 10020, cuMemGetAllocationGranularity),
     P("cuMemGetAllocationPropertiesFromHandle", 10020, cuMemGetAllocationPropertiesFromHandle),
+    P("cuMemExportToShareableHandle", 10020, cuMemExportToShareableHandle),
     P("cuMemRetainAllocationHandle", 11000, cuMemRetainAllocationHandle),
     P("cuMemcpy", 4000, cuMemcpy),
     PT("cuMemcpy", 7000, cuMemcpy_ptds),

@@ -6,11 +6,12 @@
   SPILLOVER_MIGRATE=0 SPILLOVER_VRAM_LIMIT=4G LD_PRELOAD=$PWD/native/build/libspillover.so \
     python3 native/gpu/graph_check.py --expect stay
 
-It fills the VRAM budget with 256 MiB tensors until one lands in host memory, then makes x and y
-(64 MiB each, so in host memory too), captures `y = x * 2 + 1` as a CUDA graph (its temporary comes
-from the graph's pool, in host memory as well) and replays it. Only the capture's few launches and
-the replays name x; the replays must move it (--expect move) or, with SPILLOVER_MIGRATE=0, leave it
-(--expect stay). Prints one JSON line: where x's pages are before and after, replay times, and
+It fills the VRAM budget with 1 MiB tensors (PyTorch's 2 MiB small-pool segments, which spillover
+passes to the driver: nothing can move them) until one lands in host memory, then makes x and y
+(64 MiB each, so in host memory too), captures `y = x * 2 + 1` as a CUDA graph (its temporaries come
+from the graph's pool, in host memory as well), frees the small tensors (empty_cache: VRAM has room
+again) and replays the graph. Only the capture's few launches and the replays name x; the replays
+must move it into VRAM (--expect move) or, with SPILLOVER_MIGRATE=0, leave it (--expect stay). Prints one JSON line: where x's pages are before and after, replay times, and
 whether y is bitwise x * 2 + 1; exits 0 when the expectation held and the result is exact.
 """
 
@@ -50,11 +51,12 @@ def main():
 
     loc = PageLocator()
     fill = []
-    while len(fill) < 4096:  # at most 1 TiB: the budget must run out first
-        t = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+    while len(fill) < (1 << 20):  # at most 1 TiB: the budget must run out first
+        t = torch.empty(1 << 20, dtype=torch.uint8, device="cuda")
         fill.append(t)
-        if host_fraction(loc, t) > 0:
+        if loc.in_host(t.data_ptr()):
             break
+    filled_mib = len(fill)
     x = torch.randn(16 << 20, device="cuda")
     y = torch.empty_like(x)
     s = torch.cuda.Stream()
@@ -66,6 +68,8 @@ def main():
     with torch.cuda.graph(g):
         y.copy_(x * 2 + 1)
     before = host_fraction(loc, x)
+    del fill, t
+    torch.cuda.empty_cache()
     first_ms = timed_replays(torch, g, 20)
     timed_replays(torch, g, args.replays)
     last_ms = timed_replays(torch, g, 20)
@@ -74,7 +78,7 @@ def main():
     moved_ok = after <= 0.1 if args.expect == "move" else after == before
     result = {
         "expect": args.expect,
-        "fill_tensors_256mib": len(fill),
+        "filled_mib": filled_mib,
         "x_host_fraction_before": before,
         "x_host_fraction_after": after,
         "replay_ms_first": round(first_ms, 3),

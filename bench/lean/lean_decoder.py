@@ -320,6 +320,24 @@ def page_sample(torch, m):
     return out
 
 
+def safe_sample(torch, m):
+    """page_sample, or {"error"} (a failure here must not lose the measurements)."""
+    t = time.perf_counter()
+    try:
+        pg = page_sample(torch, m)
+    except Exception as e:
+        pg = {"error": f"{type(e).__name__}: {e}"}
+    pg["seconds"] = round(time.perf_counter() - t, 2)
+    if "weights" in pg:
+        common.log(f"page sample ({pg['seconds']} s): weights host {pg['weights']['host_bytes'] / 1e9:.2f} "
+                   f"of {pg['weights']['bytes'] / 1e9:.2f} GB, kv host {pg['kv']['host_bytes'] / 1e6:.0f} "
+                   f"of {pg['kv']['bytes'] / 1e6:.0f} MB, other host {pg['other_segments']['host_bytes'] / 1e6:.0f} "
+                   f"of {pg['other_segments']['bytes'] / 1e6:.0f} MB")
+    else:
+        common.log(f"page sample: {pg.get('error')}")
+    return pg
+
+
 def decode_read_bytes(m, pos, sample):
     """Bytes one decode step at position pos must read, split by tier from the page sample:
     every weight but the embedding (one row), and the KV cache up to pos."""
@@ -437,6 +455,11 @@ def run(cfg):
                        f"(min {d['ms_per_token']['min']}, max {d['ms_per_token']['max']}; {R} reps x {T} tokens), "
                        f"pages moved per step {d.get('pages_moved_per_step')}")
 
+            if cfg["sample_pages"]:
+                # where the pages are right after the timed decode: the bytes one step reads, by tier
+                m_out["pages_after_decode"] = safe_sample(torch, m)
+                m_out["decode_read"] = decode_read_bytes(m, dpos, m_out["pages_after_decode"])
+
         # the fixed sequence: the prompt, then greedy steps; its final logits are compared bitwise
         for c in m.kc + m.vc:
             c.zero_()
@@ -459,14 +482,9 @@ def run(cfg):
                    f"{m_out['sequence']['final_logits_sha256'][:16]}")
 
     if cfg["sample_pages"]:
-        t = time.perf_counter()
-        m_out["pages"] = page_sample(torch, m)
-        m_out["pages_s"] = round(time.perf_counter() - t, 2)
-        m_out["decode_read"] = decode_read_bytes(m, dpos, m_out["pages"]) if "decode" in phases else None
-        common.log(f"page sample ({m_out['pages_s']} s): weights host {m_out['pages']['weights']['host_bytes'] / 1e9:.2f} "
-                   f"of {m_out['pages']['weights']['bytes'] / 1e9:.2f} GB, kv host {m_out['pages']['kv']['host_bytes'] / 1e6:.0f} "
-                   f"of {m_out['pages']['kv']['bytes'] / 1e6:.0f} MB, other host "
-                   f"{m_out['pages']['other_segments']['host_bytes'] / 1e6:.0f} of {m_out['pages']['other_segments']['bytes'] / 1e6:.0f} MB")
+        m_out["pages"] = safe_sample(torch, m)
+        if "decode_read" not in m_out and "decode" in phases:
+            m_out["decode_read"] = decode_read_bytes(m, dpos, m_out["pages"])
     free, total = torch.cuda.mem_get_info()
     m_out["reported_vram_total_bytes"] = int(total)
     m_out["reported_vram_free_bytes"] = int(free)

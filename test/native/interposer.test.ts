@@ -185,6 +185,20 @@ describe("tiered allocations", () => {
   });
 });
 
+describe("placement policy alone (policy.c, no driver)", () => {
+  for (const [scenario, title] of [
+    ["trade", "a hot host range trades places with a range 4x+ colder in full VRAM"],
+    ["hysteresis", "ranges of similar use never trade places (no ping-pong in a repeating step)"],
+    ["evict", "a fresh allocation takes the least used, then least recently used range's tail first"],
+    ["room", "with free room hot host pages come in and nothing leaves"],
+  ]) {
+    test(title, () => {
+      const r = spawnSync(path.join(build, "t_policy"), [scenario], { encoding: "utf8", timeout: 10_000 });
+      expectOk({ code: r.status, stdout: r.stdout, stderr: r.stderr }, `ok ${scenario}`);
+    });
+  }
+});
+
 describe("what the program is told", () => {
   test("cuMemGetInfo, cuDeviceTotalMem (v1, v2) and NVML (v1, v2) agree on total and free", () => {
     const r = run("t_info", ["capacity"]);

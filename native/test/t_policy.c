@@ -1,0 +1,104 @@
+/*
+** t_policy.c: the placement policy alone (native/src/policy.c, linked in directly: no driver, no
+** interposer). Records are built by hand as a trace of uses would leave them:
+**  trade      a hot range in host, VRAM full of a range 4x+ colder: pages trade places
+**  hysteresis ranges of similar use (within 4x) never trade, whatever their placement
+**  evict      a fresh allocation takes the VRAM pages of the least-used, then least recently used
+**             range first, from the end of the range
+**  room       with free room, hot host pages come in without any leaving; cold ones stay
+*/
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sp.h"
+
+#define CHECK(cond, ...)                  \
+  do {                                    \
+    if (!(cond)) {                        \
+      printf("FAIL line %d: ", __LINE__); \
+      printf(__VA_ARGS__);                \
+      printf("\n");                       \
+      exit(1);                            \
+    }                                     \
+  } while (0)
+
+static sp_rec *range(uint32_t npages, uint32_t nvram, uint32_t uses, uint64_t last_use) {
+  sp_rec *r = calloc(1, sizeof(*r));
+  r->npages = npages;
+  r->nvram = nvram;
+  r->loc = calloc(npages, 1);
+  for (uint32_t i = nvram; i < npages; i++) r->loc[i] = SP_PAGE_HOST;
+  r->tiered = r->movable = 1;
+  r->uses = uses;
+  r->use_seq = last_use;
+  return r;
+}
+
+static int trade(void) {
+  sp_rec *hot = range(4, 0, 400, 10), *cold = range(8, 8, 8, 9); /* 100 vs 1 use per page */
+  sp_rec *recs[] = {cold, hot};
+  sp_move m[16];
+  CHECK(sp_policy_worth_a_pass(recs, 2, 0), "a 100x colder range in VRAM is worth a pass");
+  size_t n = sp_policy_pass(recs, 2, 0, m, 16);
+  CHECK(n == 8, "%zu moves, want 4 out + 4 in", n);
+  int out = 0, in = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (m[i].to == SP_PAGE_HOST) {
+      CHECK(m[i].r == cold && m[i].page >= 4, "a wrong page leaves");
+      out++;
+    } else {
+      CHECK(m[i].r == hot, "a wrong page comes in");
+      in++;
+    }
+  }
+  CHECK(out == 4 && in == 4, "out %d in %d", out, in);
+  printf("ok trade\n");
+  return 0;
+}
+
+static int hysteresis(void) {
+  /* decode: every weight once per step; those in host are not hotter than those in VRAM */
+  sp_rec *w_host = range(16, 0, 2, 10), *w_vram = range(16, 16, 2, 9), *act = range(2, 2, 200, 11);
+  sp_rec *recs[] = {w_host, w_vram, act};
+  sp_move m[64];
+  CHECK(!sp_policy_worth_a_pass(recs, 3, 0), "equal use should not be worth a pass");
+  CHECK(sp_policy_pass(recs, 3, 0, m, 64) == 0, "equal use traded pages");
+  w_host->uses = 7; /* 3.5x: still inside the ratio */
+  CHECK(sp_policy_pass(recs, 3, 0, m, 64) == 0, "3.5x traded pages");
+  printf("ok hysteresis\n");
+  return 0;
+}
+
+static int evict(void) {
+  sp_rec *old_idle = range(4, 4, 0, 1), *recent_idle = range(4, 4, 0, 50), *busy = range(4, 4, 30, 60);
+  sp_rec *recs[] = {busy, recent_idle, old_idle};
+  sp_move m[16];
+  size_t n = sp_policy_evict(recs, 3, 6, m, 16);
+  CHECK(n == 6, "%zu pages, want 6", n);
+  for (int i = 0; i < 4; i++) CHECK(m[i].r == old_idle && m[i].page == (uint32_t)(3 - i), "move %d: not the oldest idle range's tail", i);
+  for (int i = 4; i < 6; i++) CHECK(m[i].r == recent_idle, "move %d: should come from the next idle range", i);
+  printf("ok evict\n");
+  return 0;
+}
+
+static int room(void) {
+  sp_rec *hot = range(4, 1, 40, 10), *cold = range(4, 0, 1, 9);
+  sp_rec *recs[] = {cold, hot};
+  sp_move m[16];
+  size_t n = sp_policy_pass(recs, 2, 10, m, 16);
+  CHECK(n == 3, "%zu moves, want the hot range's 3 host pages", n);
+  for (size_t i = 0; i < n; i++) CHECK(m[i].r == hot && m[i].to == SP_PAGE_VRAM, "move %zu", i);
+  printf("ok room\n");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *s = argc > 1 ? argv[1] : "";
+  if (!strcmp(s, "trade")) return trade();
+  if (!strcmp(s, "hysteresis")) return hysteresis();
+  if (!strcmp(s, "evict")) return evict();
+  if (!strcmp(s, "room")) return room();
+  fprintf(stderr, "usage: t_policy trade|hysteresis|evict|room\n");
+  return 2;
+}

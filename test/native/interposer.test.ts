@@ -189,11 +189,17 @@ describe("placement policy alone (policy.c, no driver)", () => {
   for (const [scenario, title] of [
     ["trade", "a hot host range trades places with a range 4x+ colder in full VRAM"],
     ["hysteresis", "ranges of similar use never trade places (no ping-pong in a repeating step)"],
-    ["evict", "a fresh allocation takes the least used, then least recently used range's tail first"],
+    [
+      "evict",
+      "a fresh allocation takes the least used, then least recently used range's tail first",
+    ],
     ["room", "with free room hot host pages come in and nothing leaves"],
-  ]) {
+  ] as const) {
     test(title, () => {
-      const r = spawnSync(path.join(build, "t_policy"), [scenario], { encoding: "utf8", timeout: 10_000 });
+      const r = spawnSync(path.join(build, "t_policy"), [scenario], {
+        encoding: "utf8",
+        timeout: 10_000,
+      });
       expectOk({ code: r.status, stdout: r.stdout, stderr: r.stderr }, `ok ${scenario}`);
     });
   }

@@ -91,6 +91,12 @@ static int bootstrap(void) {
   /* the launches are hooked (migrate.c scans them), per-thread variant included */
   CHECK(t_is_hook(get(gpa, "cuLaunchKernel", 4000, 0)) && t_is_hook(get(gpa, "cuLaunchKernel", 7000, 2)),
         "cuLaunchKernel is not routed to the hook");
+  /* so are the graph entry points (graph_hooks.c), whichever version and stream flavour is asked */
+  CHECK(get(gpa, "cuGraphLaunch", 12000, 2) == hook("cuGraphLaunch_ptsz") &&
+            get(gpa, "cuGraphInstantiate", 12000, 0) == hook("cuGraphInstantiateWithFlags") &&
+            get(gpa, "cuGraphExecUpdate", 12000, 0) == hook("cuGraphExecUpdate_v2") &&
+            get(gpa, "cuGraphExecKernelNodeSetParams", 12000, 0) == hook("cuGraphExecKernelNodeSetParams_v2"),
+        "the graph entry points are not routed to their hooks");
   void *et = NULL;
   CUdriverProcAddressQueryResult st = -1;
   CU(gpa("cuGetExportTable", &et, 3000, 0, &st));

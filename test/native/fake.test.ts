@@ -72,6 +72,16 @@ describe("fake libcuda.so.1", () => {
     expect(code).toBe(0);
   });
 
+  it("models CUDA graphs: capture records, launches run every node (child graphs too), exec set-params and update apply", () => {
+    const { code, out } = runScenario("graphs");
+    expect(out).toContain("ok a captured launch does not run");
+    expect(out).toContain("ok a launch ran the kernel, memset and child graph nodes");
+    expect(out).toContain("ok the exec ran the new parameters");
+    expect(out).toContain("ok a captured graph launch is a child graph node");
+    expect(out).toContain("PASS graphs");
+    expect(code).toBe(0);
+  });
+
   it("validates copies against allocation bounds", () => {
     const { code, out } = runScenario("copies");
     expect(out).toContain("ok copy past the allocation end");

@@ -146,6 +146,34 @@ describe("tiered allocations", () => {
     expectOk(run("t_placement", ["steady"], { SPILLOVER_MIGRATE: "1" }), "ok steady");
   });
 
+  test("a host range named only by graph nodes (captured kernel, copy, memset; a child graph's kernel node) moves into VRAM after graph launches, bytes kept", () => {
+    expectOk(run("t_graph", ["promote"], { SPILLOVER_MIGRATE: "1" }), "ok promote");
+  });
+
+  test("SPILLOVER_MIGRATE=0: graph launches move nothing", () => {
+    expectOk(run("t_graph", ["off"], { SPILLOVER_MIGRATE: "0" }), "ok off");
+  });
+
+  test("a graph whose kernel node was re-pointed (cuGraphExecKernelNodeSetParams) charges the new range, not the old", () => {
+    expectOk(run("t_graph", ["setparams"], { SPILLOVER_MIGRATE: "1" }), "ok setparams");
+  });
+
+  test("a graph exec updated from another graph (cuGraphExecUpdate) charges the new range, not the old", () => {
+    expectOk(run("t_graph", ["update"], { SPILLOVER_MIGRATE: "1" }), "ok update");
+  });
+
+  test("a graph kernel node re-pointed through cuGraphExecNodeSetParams charges the new range, not the old", () => {
+    expectOk(run("t_graph", ["generic"], { SPILLOVER_MIGRATE: "1" }), "ok generic");
+  });
+
+  test("graph memset and child-graph nodes re-pointed on the exec charge their new ranges, not the old", () => {
+    expectOk(run("t_graph", ["setnodes"], { SPILLOVER_MIGRATE: "1" }), "ok setnodes");
+  });
+
+  test("a graph launched into a stream being captured runs no placement pass; launched after, its range moves", () => {
+    expectOk(run("t_graph", ["capture"], { SPILLOVER_MIGRATE: "1" }), "ok capture");
+  });
+
   test("16 threads allocating and freeing at once lose and share no page", () => {
     expectOk(run("t_threads", []), "ok threads");
   });
@@ -161,12 +189,18 @@ describe("placement policy alone (policy.c, no driver)", () => {
   const scenarios: [string, string][] = [
     ["trade", "a hot host range trades places with a range 4x+ colder in full VRAM"],
     ["hysteresis", "ranges of similar use never trade places (no ping-pong in a repeating step)"],
-    ["evict", "a fresh allocation takes the least used, then least recently used range's tail first"],
+    [
+      "evict",
+      "a fresh allocation takes the least used, then least recently used range's tail first",
+    ],
     ["room", "with free room hot host pages come in and nothing leaves"],
   ];
   for (const [scenario, title] of scenarios) {
     test(title, () => {
-      const r = spawnSync(path.join(build, "t_policy"), [scenario], { encoding: "utf8", timeout: 10_000 });
+      const r = spawnSync(path.join(build, "t_policy"), [scenario], {
+        encoding: "utf8",
+        timeout: 10_000,
+      });
       expectOk({ code: r.status, stdout: r.stdout, stderr: r.stderr }, `ok ${scenario}`);
     });
   }

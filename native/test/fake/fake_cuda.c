@@ -22,8 +22,11 @@
 **    and a VMM page that is unmapped or lacks access is CUDA_ERROR_ILLEGAL_ADDRESS, where the
 **    real GPU would fault, instead of crashing the test with SIGSEGV.
 **  - cuGetExportTable returns CUDA_ERROR_NOT_SUPPORTED: there are no private tables to give.
+**  - Graphs (the graph section): stream capture of launches, async copies and memsets; kernel
+**    and child-graph nodes added by API; instantiate, update, node parameter changes on an exec;
+**    a launch runs the nodes in creation order on the CPU. No other node types, no edges.
 **  - Not modelled: the 32-bit v1 entry points (except cuDeviceTotalMem), arrays/textures,
-**    graphs, IPC open, peer access, cuDevicePrimaryCtxReset freeing the context's memory.
+**    IPC open, peer access, cuDevicePrimaryCtxReset freeing the context's memory.
 **
 ** Test-only introspection: the fakecuda_* functions at the end (see fake_cuda.h).
 */
@@ -94,6 +97,9 @@ static void counter_hit(fc_counter *c) {
 #define FUNC_MAGIC 0x464e4346u
 #define POOL_MAGIC 0x504f4f46u
 #define HANDLE_MAGIC 0x484e4446u
+#define GRAPH_MAGIC 0x47525046u
+#define NODE_MAGIC 0x4e4f4e46u
+#define EXEC_MAGIC 0x43584546u
 
 struct CUctx_st {
   uint32_t magic;
@@ -107,6 +113,7 @@ struct CUstream_st {
   uint32_t magic;
   CUcontext ctx;
   unsigned int flags;
+  CUgraph capture; /* being captured into this graph (cuStreamBeginCapture) */
 };
 
 struct CUevent_st {
@@ -270,6 +277,12 @@ static CUcontext current_ctx(void) { return t_depth > 0 ? t_stack[t_depth - 1] :
 static int valid_stream(CUstream s) {
   return s == NULL || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD || s->magic == STREAM_MAGIC;
 }
+
+/* Stream capture (the graph section below): work enqueued on a capturing stream is recorded. */
+static CUgraph capturing_into(CUstream s);
+static CUresult capture_kernel(CUgraph g, CUfunction f, const unsigned dims[7], const uint64_t *args);
+static CUresult capture_copy(CUgraph g, uintptr_t dst, uintptr_t src, size_t n, int dkind, int skind);
+static CUresult capture_memset(CUgraph g, CUdeviceptr dst, unsigned int value, size_t n, unsigned int elem);
 
 /* ------------------------------------------------------------------------------------------
 ** Address bookkeeping (callers hold g_lock)
@@ -1293,6 +1306,8 @@ EXPORT CUresult cuMemcpyDtoD_v2_ptds(CUdeviceptr dst, CUdeviceptr src, size_t n)
     COUNT();                                                                                   \
     NEED_INIT();                                                                               \
     if (!valid_stream(s)) return CUDA_ERROR_INVALID_HANDLE;                                    \
+    CUgraph g_ = capturing_into(s);                                                            \
+    if (g_) return capture_copy(g_, (uintptr_t)dst, (uintptr_t)src, n, dkind, skind);          \
     return do_copy((uintptr_t)dst, (uintptr_t)src, n, dkind, skind);                           \
   }
 
@@ -1344,6 +1359,8 @@ EXPORT CUresult cuMemsetD32_v2_ptds(CUdeviceptr d, unsigned int v, size_t n) {
     COUNT();                                                                                   \
     NEED_INIT();                                                                               \
     if (!valid_stream(s)) return CUDA_ERROR_INVALID_HANDLE;                                    \
+    CUgraph g_ = capturing_into(s);                                                            \
+    if (g_) return capture_memset(g_, d, v, n, elem);                                          \
     return do_memset(d, v, n, elem);                                                           \
   }
 
@@ -1484,7 +1501,7 @@ EXPORT CUresult cuStreamCreate(CUstream *ph, unsigned int flags) {
   if (!ph || flags > 1) return CUDA_ERROR_INVALID_VALUE;
   struct CUstream_st *s = calloc(1, sizeof *s);
   if (!s) return CUDA_ERROR_OUT_OF_MEMORY;
-  *s = (struct CUstream_st){STREAM_MAGIC, c, flags};
+  *s = (struct CUstream_st){STREAM_MAGIC, c, flags, NULL};
   *ph = s;
   return CUDA_SUCCESS;
 }
@@ -1730,7 +1747,6 @@ static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsi
                        unsigned shmem, CUstream s, void **params, void **extra) {
   NEED_CTX(c);
   (void)c;
-  (void)shmem;
   if (!f || f->magic != FUNC_MAGIC || !f->mod || f->mod->magic != MODULE_MAGIC) return CUDA_ERROR_INVALID_HANDLE;
   if (!valid_stream(s)) return CUDA_ERROR_INVALID_HANDLE;
   if (!gx || !gy || !gz || !bx || !by || !bz || (unsigned long long)bx * by * bz > 1024) return CUDA_ERROR_INVALID_VALUE;
@@ -1753,6 +1769,11 @@ static CUresult launch(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsi
   } else {
     return CUDA_ERROR_INVALID_VALUE;
   }
+  CUgraph g = capturing_into(s);
+  if (g) {
+    unsigned dims[7] = {gx, gy, gz, bx, by, bz, shmem};
+    return capture_kernel(g, f, dims, args);
+  }
   return run_kernel(f, args);
 }
 
@@ -1766,6 +1787,614 @@ EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsi
                                     unsigned bz, unsigned shmem, CUstream s, void **params, void **extra) {
   COUNT();
   return launch(f, gx, gy, gz, bx, by, bz, shmem, s, params, extra);
+}
+
+/* ------------------------------------------------------------------------------------------
+** Graphs: a graph is its nodes in creation order (a valid topological order, since a node's
+** dependencies exist before it), and a launch runs them in that order, synchronously, like the
+** launches and copies they stand for. Kernel nodes keep copies of their 8-byte argument values;
+** child graphs and executable graphs are deep copies. Stream capture records kernel launches,
+** async copies and async memsets (and graph launches, as child graphs) instead of running them.
+** Dependencies are validated and otherwise ignored.
+** ---------------------------------------------------------------------------------------- */
+
+struct CUgraphNode_st {
+  uint32_t magic;
+  CUgraphNodeType type;
+  CUfunction fn; /* kernel */
+  unsigned dims[7]; /* grid xyz, block xyz, shared bytes */
+  uint64_t args[8];
+  void *argp[8]; /* &args[i]: the kernelParams cuGraphKernelNodeGetParams hands out */
+  CUDA_MEMCPY3D copy;
+  CUDA_MEMSET_NODE_PARAMS set;
+  CUgraph child; /* owned by the node */
+};
+
+struct CUgraph_st {
+  uint32_t magic;
+  CUgraphNode *nodes;
+  size_t n, cap;
+};
+
+struct CUgraphExec_st {
+  uint32_t magic;
+  CUgraph g;          /* its own copy */
+  CUgraphNode *from;  /* from[i]: the node of the instantiating graph that g->nodes[i] copies */
+};
+
+static int valid_graph(CUgraph g) { return g && g->magic == GRAPH_MAGIC; }
+static int valid_node(CUgraphNode n) { return n && n->magic == NODE_MAGIC; }
+static int valid_exec(CUgraphExec e) { return e && e->magic == EXEC_MAGIC; }
+
+static CUgraph graph_new(void) {
+  CUgraph g = calloc(1, sizeof(*g));
+  if (g) g->magic = GRAPH_MAGIC;
+  return g;
+}
+
+static void graph_free(CUgraph g) {
+  if (!g) return;
+  for (size_t i = 0; i < g->n; i++) {
+    graph_free(g->nodes[i]->child);
+    g->nodes[i]->magic = 0;
+    free(g->nodes[i]);
+  }
+  free(g->nodes);
+  g->magic = 0;
+  free(g);
+}
+
+static CUgraph graph_clone(CUgraph g);
+
+/* Appends a copy of *proto (its child graph cloned) to g; NULL when out of memory. */
+static CUgraphNode node_add(CUgraph g, const struct CUgraphNode_st *proto) {
+  if (g->n == g->cap) {
+    size_t cap = g->cap ? g->cap * 2 : 16;
+    CUgraphNode *v = realloc(g->nodes, cap * sizeof(*v));
+    if (!v) return NULL;
+    g->nodes = v;
+    g->cap = cap;
+  }
+  CUgraphNode n = malloc(sizeof(*n));
+  if (!n) return NULL;
+  *n = *proto;
+  n->magic = NODE_MAGIC;
+  for (int i = 0; i < 8; i++) n->argp[i] = &n->args[i];
+  n->child = NULL;
+  if (proto->child && !(n->child = graph_clone(proto->child))) {
+    free(n);
+    return NULL;
+  }
+  g->nodes[g->n++] = n;
+  return n;
+}
+
+static CUgraph graph_clone(CUgraph g) {
+  CUgraph c = graph_new();
+  for (size_t i = 0; c && i < g->n; i++)
+    if (!node_add(c, g->nodes[i])) {
+      graph_free(c);
+      c = NULL;
+    }
+  return c;
+}
+
+static CUresult deps_ok(CUgraph g, const CUgraphNode *deps, size_t ndeps) {
+  if (!valid_graph(g) || (ndeps && !deps)) return CUDA_ERROR_INVALID_VALUE;
+  for (size_t i = 0; i < ndeps; i++)
+    if (!valid_node(deps[i])) return CUDA_ERROR_INVALID_VALUE;
+  return CUDA_SUCCESS;
+}
+
+/* Kernel arguments as the fake's launches take them: nparams 8-byte values. */
+static CUresult kernel_args(CUfunction f, void **params, void **extra, uint64_t *args) {
+  if (!f || f->magic != FUNC_MAGIC || (params && extra)) return CUDA_ERROR_INVALID_VALUE;
+  memset(args, 0, 8 * sizeof(*args));
+  if (params) {
+    for (int i = 0; i < f->nparams; i++) {
+      if (!params[i]) return CUDA_ERROR_INVALID_VALUE;
+      memcpy(&args[i], params[i], 8);
+    }
+    return CUDA_SUCCESS;
+  }
+  const uint8_t *buf = NULL;
+  size_t len = 0;
+  for (int i = 0; extra && extra[i] != CU_LAUNCH_PARAM_END; i += 2) {
+    if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) buf = extra[i + 1];
+    else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE) len = *(size_t *)extra[i + 1];
+    else return CUDA_ERROR_INVALID_VALUE;
+  }
+  if (!buf || len < (size_t)f->nparams * 8) return CUDA_ERROR_INVALID_VALUE;
+  memcpy(args, buf, (size_t)f->nparams * 8);
+  return CUDA_SUCCESS;
+}
+
+static CUresult kernel_node_set(CUgraphNode n, CUfunction f, const unsigned *dims, void **params, void **extra) {
+  uint64_t args[8];
+  CUresult rc = kernel_args(f, params, extra, args);
+  if (rc != CUDA_SUCCESS) return rc;
+  n->fn = f;
+  memcpy(n->dims, dims, sizeof(n->dims));
+  memcpy(n->args, args, sizeof(args));
+  return CUDA_SUCCESS;
+}
+
+static CUresult graph_run(CUgraph g) {
+  for (size_t i = 0; i < g->n; i++) {
+    CUgraphNode n = g->nodes[i];
+    CUresult rc = CUDA_SUCCESS;
+    switch (n->type) {
+    case CU_GRAPH_NODE_TYPE_KERNEL:
+      rc = n->fn->mod && n->fn->mod->magic == MODULE_MAGIC ? run_kernel(n->fn, n->args) : CUDA_ERROR_INVALID_HANDLE;
+      break;
+    case CU_GRAPH_NODE_TYPE_MEMCPY: {
+      const CUDA_MEMCPY3D *c = &n->copy;
+      uintptr_t src = c->srcMemoryType == CU_MEMORYTYPE_HOST ? (uintptr_t)c->srcHost : (uintptr_t)c->srcDevice;
+      uintptr_t dst = c->dstMemoryType == CU_MEMORYTYPE_HOST ? (uintptr_t)c->dstHost : (uintptr_t)c->dstDevice;
+      int skind = c->srcMemoryType == CU_MEMORYTYPE_HOST ? 0 : c->srcMemoryType == CU_MEMORYTYPE_DEVICE ? 1 : 2;
+      int dkind = c->dstMemoryType == CU_MEMORYTYPE_HOST ? 0 : c->dstMemoryType == CU_MEMORYTYPE_DEVICE ? 1 : 2;
+      rc = do_copy(dst + c->dstXInBytes, src + c->srcXInBytes, c->WidthInBytes, dkind, skind);
+      break;
+    }
+    case CU_GRAPH_NODE_TYPE_MEMSET:
+      for (size_t r = 0; r < n->set.height && rc == CUDA_SUCCESS; r++)
+        rc = do_memset(n->set.dst + r * n->set.pitch, n->set.value, n->set.width, n->set.elementSize);
+      break;
+    case CU_GRAPH_NODE_TYPE_GRAPH: rc = graph_run(n->child); break;
+    default: break;
+    }
+    if (rc != CUDA_SUCCESS) return rc;
+  }
+  return CUDA_SUCCESS;
+}
+
+/* ---- stream capture ---- */
+
+static CUgraph capturing_into(CUstream s) {
+  return s && s != CU_STREAM_LEGACY && s != CU_STREAM_PER_THREAD ? s->capture : NULL;
+}
+
+static CUresult capture_kernel(CUgraph g, CUfunction f, const unsigned dims[7], const uint64_t *args) {
+  struct CUgraphNode_st proto = {.type = CU_GRAPH_NODE_TYPE_KERNEL, .fn = f};
+  memcpy(proto.dims, dims, sizeof(proto.dims));
+  memcpy(proto.args, args, sizeof(proto.args));
+  return node_add(g, &proto) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+static CUresult capture_copy(CUgraph g, uintptr_t dst, uintptr_t src, size_t n, int dkind, int skind) {
+  static const int type[3] = {CU_MEMORYTYPE_HOST, CU_MEMORYTYPE_DEVICE, CU_MEMORYTYPE_UNIFIED};
+  struct CUgraphNode_st proto = {.type = CU_GRAPH_NODE_TYPE_MEMCPY};
+  CUDA_MEMCPY3D *c = &proto.copy;
+  c->srcMemoryType = type[skind];
+  c->dstMemoryType = type[dkind];
+  if (skind) c->srcDevice = (CUdeviceptr)src;
+  else c->srcHost = (const void *)src;
+  if (dkind) c->dstDevice = (CUdeviceptr)dst;
+  else c->dstHost = (void *)dst;
+  c->WidthInBytes = n;
+  c->Height = c->Depth = 1;
+  return node_add(g, &proto) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+static CUresult capture_memset(CUgraph g, CUdeviceptr dst, unsigned int value, size_t n, unsigned int elem) {
+  struct CUgraphNode_st proto = {.type = CU_GRAPH_NODE_TYPE_MEMSET};
+  proto.set = (CUDA_MEMSET_NODE_PARAMS){dst, 0, value, elem, n, 1};
+  return node_add(g, &proto) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+static CUresult begin_capture(CUstream s, int mode) {
+  NEED_INIT();
+  if (!valid_stream(s)) return CUDA_ERROR_INVALID_HANDLE;
+  if (mode < CU_STREAM_CAPTURE_MODE_GLOBAL || mode > CU_STREAM_CAPTURE_MODE_RELAXED) return CUDA_ERROR_INVALID_VALUE;
+  if (!s || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD) return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+  if (s->capture) return CUDA_ERROR_ILLEGAL_STATE;
+  return (s->capture = graph_new()) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+EXPORT CUresult cuStreamBeginCapture_v2(CUstream s, int mode) {
+  COUNT();
+  return begin_capture(s, mode);
+}
+EXPORT CUresult cuStreamBeginCapture_v2_ptsz(CUstream s, int mode) {
+  COUNT();
+  return begin_capture(s, mode);
+}
+
+static CUresult end_capture(CUstream s, CUgraph *out) {
+  NEED_INIT();
+  if (!out) return CUDA_ERROR_INVALID_VALUE;
+  if (!valid_stream(s)) return CUDA_ERROR_INVALID_HANDLE;
+  CUgraph g = capturing_into(s);
+  if (!g) return CUDA_ERROR_ILLEGAL_STATE;
+  s->capture = NULL;
+  *out = g;
+  return CUDA_SUCCESS;
+}
+EXPORT CUresult cuStreamEndCapture(CUstream s, CUgraph *out) {
+  COUNT();
+  return end_capture(s, out);
+}
+EXPORT CUresult cuStreamEndCapture_ptsz(CUstream s, CUgraph *out) {
+  COUNT();
+  return end_capture(s, out);
+}
+
+static CUresult is_capturing(CUstream s, int *status) {
+  NEED_INIT();
+  if (!status) return CUDA_ERROR_INVALID_VALUE;
+  if (!valid_stream(s)) return CUDA_ERROR_INVALID_HANDLE;
+  *status = capturing_into(s) ? CU_STREAM_CAPTURE_STATUS_ACTIVE : CU_STREAM_CAPTURE_STATUS_NONE;
+  return CUDA_SUCCESS;
+}
+EXPORT CUresult cuStreamIsCapturing(CUstream s, int *status) {
+  COUNT();
+  return is_capturing(s, status);
+}
+EXPORT CUresult cuStreamIsCapturing_ptsz(CUstream s, int *status) {
+  COUNT();
+  return is_capturing(s, status);
+}
+
+/* ---- building and reading graphs ---- */
+
+EXPORT CUresult cuGraphCreate(CUgraph *out, unsigned int flags) {
+  COUNT();
+  NEED_INIT();
+  if (!out || flags) return CUDA_ERROR_INVALID_VALUE;
+  return (*out = graph_new()) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+EXPORT CUresult cuGraphDestroy(CUgraph g) {
+  COUNT();
+  NEED_INIT();
+  if (!valid_graph(g)) return CUDA_ERROR_INVALID_VALUE;
+  graph_free(g);
+  return CUDA_SUCCESS;
+}
+
+static CUresult add_kernel_node(CUgraphNode *out, CUgraph g, const CUgraphNode *deps, size_t ndeps, CUfunction f,
+                                const unsigned *dims, void **params, void **extra) {
+  NEED_INIT();
+  CUresult rc = deps_ok(g, deps, ndeps);
+  if (rc != CUDA_SUCCESS || !out) return rc != CUDA_SUCCESS ? rc : CUDA_ERROR_INVALID_VALUE;
+  struct CUgraphNode_st proto = {.type = CU_GRAPH_NODE_TYPE_KERNEL};
+  if ((rc = kernel_node_set(&proto, f, dims, params, extra)) != CUDA_SUCCESS) return rc;
+  return (*out = node_add(g, &proto)) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+#define KDIMS(p) {(p)->gridDimX, (p)->gridDimY, (p)->gridDimZ, (p)->blockDimX, (p)->blockDimY, (p)->blockDimZ, (p)->sharedMemBytes}
+
+EXPORT CUresult cuGraphAddKernelNode(CUgraphNode *out, CUgraph g, const CUgraphNode *deps, size_t ndeps,
+                                     const CUDA_KERNEL_NODE_PARAMS_v1 *p) {
+  COUNT();
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  unsigned dims[7] = KDIMS(p);
+  return add_kernel_node(out, g, deps, ndeps, p->func, dims, p->kernelParams, p->extra);
+}
+
+EXPORT CUresult cuGraphAddKernelNode_v2(CUgraphNode *out, CUgraph g, const CUgraphNode *deps, size_t ndeps,
+                                        const CUDA_KERNEL_NODE_PARAMS_v2 *p) {
+  COUNT();
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  unsigned dims[7] = KDIMS(p);
+  return add_kernel_node(out, g, deps, ndeps, p->func ? p->func : (CUfunction)(void *)p->kern, dims, p->kernelParams,
+                         p->extra);
+}
+
+EXPORT CUresult cuGraphAddChildGraphNode(CUgraphNode *out, CUgraph g, const CUgraphNode *deps, size_t ndeps,
+                                         CUgraph child) {
+  COUNT();
+  NEED_INIT();
+  CUresult rc = deps_ok(g, deps, ndeps);
+  if (rc != CUDA_SUCCESS) return rc;
+  if (!out || !valid_graph(child) || child == g) return CUDA_ERROR_INVALID_VALUE;
+  struct CUgraphNode_st proto = {.type = CU_GRAPH_NODE_TYPE_GRAPH, .child = child}; /* node_add clones it */
+  return (*out = node_add(g, &proto)) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+EXPORT CUresult cuGraphGetNodes(CUgraph g, CUgraphNode *nodes, size_t *n) {
+  COUNT();
+  NEED_INIT();
+  if (!valid_graph(g) || !n) return CUDA_ERROR_INVALID_VALUE;
+  if (!nodes) {
+    *n = g->n;
+    return CUDA_SUCCESS;
+  }
+  for (size_t i = 0; i < *n; i++) nodes[i] = i < g->n ? g->nodes[i] : NULL;
+  if (*n > g->n) *n = g->n;
+  return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuGraphNodeGetType(CUgraphNode n, CUgraphNodeType *type) {
+  COUNT();
+  NEED_INIT();
+  if (!valid_node(n) || !type) return CUDA_ERROR_INVALID_VALUE;
+  *type = n->type;
+  return CUDA_SUCCESS;
+}
+
+static CUresult kernel_node(CUgraphNode n) {
+  NEED_INIT();
+  return valid_node(n) && n->type == CU_GRAPH_NODE_TYPE_KERNEL ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+#define KPARAMS(p, n)                                                                          \
+  do {                                                                                         \
+    (p)->func = (n)->fn;                                                                       \
+    (p)->gridDimX = (n)->dims[0], (p)->gridDimY = (n)->dims[1], (p)->gridDimZ = (n)->dims[2];  \
+    (p)->blockDimX = (n)->dims[3], (p)->blockDimY = (n)->dims[4], (p)->blockDimZ = (n)->dims[5]; \
+    (p)->sharedMemBytes = (n)->dims[6];                                                        \
+    (p)->kernelParams = (n)->argp;                                                             \
+    (p)->extra = NULL;                                                                         \
+  } while (0)
+
+EXPORT CUresult cuGraphKernelNodeGetParams(CUgraphNode n, CUDA_KERNEL_NODE_PARAMS_v1 *p) {
+  COUNT();
+  CUresult rc = kernel_node(n);
+  if (rc != CUDA_SUCCESS || !p) return rc != CUDA_SUCCESS ? rc : CUDA_ERROR_INVALID_VALUE;
+  KPARAMS(p, n);
+  return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuGraphKernelNodeGetParams_v2(CUgraphNode n, CUDA_KERNEL_NODE_PARAMS_v2 *p) {
+  COUNT();
+  CUresult rc = kernel_node(n);
+  if (rc != CUDA_SUCCESS || !p) return rc != CUDA_SUCCESS ? rc : CUDA_ERROR_INVALID_VALUE;
+  KPARAMS(p, n);
+  p->kern = NULL;
+  p->ctx = NULL;
+  return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuGraphMemcpyNodeGetParams(CUgraphNode n, CUDA_MEMCPY3D *p) {
+  COUNT();
+  NEED_INIT();
+  if (!valid_node(n) || n->type != CU_GRAPH_NODE_TYPE_MEMCPY || !p) return CUDA_ERROR_INVALID_VALUE;
+  *p = n->copy;
+  return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuGraphMemsetNodeGetParams(CUgraphNode n, CUDA_MEMSET_NODE_PARAMS *p) {
+  COUNT();
+  NEED_INIT();
+  if (!valid_node(n) || n->type != CU_GRAPH_NODE_TYPE_MEMSET || !p) return CUDA_ERROR_INVALID_VALUE;
+  *p = n->set;
+  return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuGraphChildGraphNodeGetGraph(CUgraphNode n, CUgraph *out) {
+  COUNT();
+  NEED_INIT();
+  if (!valid_node(n) || n->type != CU_GRAPH_NODE_TYPE_GRAPH || !out) return CUDA_ERROR_INVALID_VALUE;
+  *out = n->child;
+  return CUDA_SUCCESS;
+}
+
+/* ---- executable graphs ---- */
+
+static CUresult instantiate(CUgraphExec *out, CUgraph g) {
+  NEED_INIT();
+  if (!out || !valid_graph(g)) return CUDA_ERROR_INVALID_VALUE;
+  struct CUgraphExec_st *e = calloc(1, sizeof(*e));
+  if (!e) return CUDA_ERROR_OUT_OF_MEMORY;
+  e->g = graph_clone(g);
+  e->from = malloc((g->n ? g->n : 1) * sizeof(*e->from));
+  if (!e->g || !e->from) {
+    graph_free(e->g);
+    free(e->from);
+    free(e);
+    return CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  memcpy(e->from, g->nodes, g->n * sizeof(*e->from));
+  e->magic = EXEC_MAGIC;
+  *out = e;
+  return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuGraphInstantiateWithFlags(CUgraphExec *out, CUgraph g, unsigned long long flags) {
+  COUNT();
+  if (flags & ~0xfull) return CUDA_ERROR_INVALID_VALUE;
+  return instantiate(out, g);
+}
+
+/* The CUDA 10/11 entry points (error node and log buffer) */
+EXPORT CUresult cuGraphInstantiate(CUgraphExec *out, CUgraph g, CUgraphNode *err, char *log, size_t size) {
+  COUNT();
+  if (err) *err = NULL;
+  if (log && size) log[0] = 0;
+  return instantiate(out, g);
+}
+EXPORT CUresult cuGraphInstantiate_v2(CUgraphExec *out, CUgraph g, CUgraphNode *err, char *log, size_t size) {
+  COUNT();
+  if (err) *err = NULL;
+  if (log && size) log[0] = 0;
+  return instantiate(out, g);
+}
+
+static CUresult instantiate_params(CUgraphExec *out, CUgraph g, CUDA_GRAPH_INSTANTIATE_PARAMS *p) {
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  CUresult rc = instantiate(out, g);
+  p->hErrNode_out = NULL;
+  p->result_out = rc == CUDA_SUCCESS ? 0 : 1; /* CUDA_GRAPH_INSTANTIATE_SUCCESS / _ERROR */
+  return rc;
+}
+EXPORT CUresult cuGraphInstantiateWithParams(CUgraphExec *out, CUgraph g, CUDA_GRAPH_INSTANTIATE_PARAMS *p) {
+  COUNT();
+  return instantiate_params(out, g, p);
+}
+EXPORT CUresult cuGraphInstantiateWithParams_ptsz(CUgraphExec *out, CUgraph g, CUDA_GRAPH_INSTANTIATE_PARAMS *p) {
+  COUNT();
+  return instantiate_params(out, g, p);
+}
+
+EXPORT CUresult cuGraphExecDestroy(CUgraphExec e) {
+  COUNT();
+  NEED_INIT();
+  if (!valid_exec(e)) return CUDA_ERROR_INVALID_VALUE;
+  graph_free(e->g);
+  free(e->from);
+  e->magic = 0;
+  free(e);
+  return CUDA_SUCCESS;
+}
+
+static CUresult graph_launch(CUgraphExec e, CUstream s) {
+  NEED_CTX(c);
+  (void)c;
+  if (!valid_exec(e)) return CUDA_ERROR_INVALID_VALUE;
+  if (!valid_stream(s)) return CUDA_ERROR_INVALID_HANDLE;
+  CUgraph g = capturing_into(s);
+  if (g) { /* launched into a capture: the capture gets it as a child graph */
+    struct CUgraphNode_st proto = {.type = CU_GRAPH_NODE_TYPE_GRAPH, .child = e->g};
+    return node_add(g, &proto) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+  }
+  return graph_run(e->g);
+}
+EXPORT CUresult cuGraphLaunch(CUgraphExec e, CUstream s) {
+  COUNT();
+  return graph_launch(e, s);
+}
+EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec e, CUstream s) {
+  COUNT();
+  return graph_launch(e, s);
+}
+
+/* The exec's copy of node n of the instantiating graph, NULL if it has none. */
+static CUgraphNode exec_node(CUgraphExec e, CUgraphNode n) {
+  for (size_t i = 0; i < e->g->n; i++)
+    if (e->from[i] == n) return e->g->nodes[i];
+  return NULL;
+}
+
+static CUresult exec_kernel_set(CUgraphExec e, CUgraphNode n, CUfunction f, const unsigned *dims, void **params,
+                                void **extra) {
+  NEED_INIT();
+  if (!valid_exec(e)) return CUDA_ERROR_INVALID_VALUE;
+  CUgraphNode mine = exec_node(e, n);
+  if (!mine || mine->type != CU_GRAPH_NODE_TYPE_KERNEL) return CUDA_ERROR_INVALID_VALUE;
+  return kernel_node_set(mine, f, dims, params, extra);
+}
+
+EXPORT CUresult cuGraphExecKernelNodeSetParams(CUgraphExec e, CUgraphNode n, const CUDA_KERNEL_NODE_PARAMS_v1 *p) {
+  COUNT();
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  unsigned dims[7] = KDIMS(p);
+  return exec_kernel_set(e, n, p->func, dims, p->kernelParams, p->extra);
+}
+
+EXPORT CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec e, CUgraphNode n, const CUDA_KERNEL_NODE_PARAMS_v2 *p) {
+  COUNT();
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  unsigned dims[7] = KDIMS(p);
+  return exec_kernel_set(e, n, p->func ? p->func : (CUfunction)(void *)p->kern, dims, p->kernelParams, p->extra);
+}
+
+/* The exec's copy of node n, if it is of that type (CUDA_ERROR_INVALID_VALUE otherwise). */
+static CUresult exec_node_of(CUgraphExec e, CUgraphNode n, CUgraphNodeType type, CUgraphNode *out) {
+  NEED_INIT();
+  if (!valid_exec(e)) return CUDA_ERROR_INVALID_VALUE;
+  *out = exec_node(e, n);
+  return *out && (*out)->type == type ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+static CUresult exec_copy_set(CUgraphExec e, CUgraphNode n, const CUDA_MEMCPY3D *p) {
+  CUgraphNode mine;
+  CUresult rc = exec_node_of(e, n, CU_GRAPH_NODE_TYPE_MEMCPY, &mine);
+  if (rc == CUDA_SUCCESS && (!p || p->Height > 1 || p->Depth > 1)) rc = CUDA_ERROR_INVALID_VALUE; /* 1D only */
+  if (rc == CUDA_SUCCESS) mine->copy = *p;
+  return rc;
+}
+
+static CUresult exec_set_set(CUgraphExec e, CUgraphNode n, CUdeviceptr dst, size_t pitch, unsigned value,
+                             unsigned elem, size_t width, size_t height) {
+  CUgraphNode mine;
+  CUresult rc = exec_node_of(e, n, CU_GRAPH_NODE_TYPE_MEMSET, &mine);
+  if (rc == CUDA_SUCCESS && elem != 1 && elem != 4) rc = CUDA_ERROR_INVALID_VALUE; /* what do_memset does */
+  if (rc == CUDA_SUCCESS) mine->set = (CUDA_MEMSET_NODE_PARAMS){dst, pitch, value, elem, width, height};
+  return rc;
+}
+
+static CUresult exec_child_set(CUgraphExec e, CUgraphNode n, CUgraph child) {
+  CUgraphNode mine;
+  CUresult rc = exec_node_of(e, n, CU_GRAPH_NODE_TYPE_GRAPH, &mine);
+  if (rc != CUDA_SUCCESS) return rc;
+  if (!valid_graph(child) || child->n != mine->child->n) return CUDA_ERROR_INVALID_VALUE; /* same topology */
+  CUgraph fresh = graph_clone(child);
+  if (!fresh) return CUDA_ERROR_OUT_OF_MEMORY;
+  graph_free(mine->child);
+  mine->child = fresh;
+  return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuGraphExecMemcpyNodeSetParams(CUgraphExec e, CUgraphNode n, const CUDA_MEMCPY3D *p, CUcontext c) {
+  COUNT();
+  (void)c;
+  return exec_copy_set(e, n, p);
+}
+
+EXPORT CUresult cuGraphExecMemsetNodeSetParams(CUgraphExec e, CUgraphNode n, const CUDA_MEMSET_NODE_PARAMS *p,
+                                               CUcontext c) {
+  COUNT();
+  (void)c;
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  return exec_set_set(e, n, p->dst, p->pitch, p->value, p->elementSize, p->width, p->height);
+}
+
+EXPORT CUresult cuGraphExecChildGraphNodeSetParams(CUgraphExec e, CUgraphNode n, CUgraph child) {
+  COUNT();
+  return exec_child_set(e, n, child);
+}
+
+EXPORT CUresult cuGraphExecNodeSetParams(CUgraphExec e, CUgraphNode n, CUgraphNodeParams *p) {
+  COUNT();
+  if (!p) return CUDA_ERROR_INVALID_VALUE;
+  switch (p->type) {
+  case CU_GRAPH_NODE_TYPE_KERNEL: {
+    unsigned dims[7] = KDIMS(&p->kernel);
+    CUfunction f = p->kernel.func ? p->kernel.func : (CUfunction)(void *)p->kernel.kern;
+    return exec_kernel_set(e, n, f, dims, p->kernel.kernelParams, p->kernel.extra);
+  }
+  case CU_GRAPH_NODE_TYPE_MEMCPY: return exec_copy_set(e, n, &p->memcpy.copyParams);
+  case CU_GRAPH_NODE_TYPE_MEMSET:
+    return exec_set_set(e, n, p->memset.dst, p->memset.pitch, p->memset.value, p->memset.elementSize,
+                        p->memset.width, p->memset.height);
+  case CU_GRAPH_NODE_TYPE_GRAPH: return exec_child_set(e, n, p->graph.graph);
+  default: return CUDA_ERROR_INVALID_VALUE;
+  }
+}
+
+/* Same node count and types, pairwise in creation order: the parameters of g replace the exec's. */
+static CUresult exec_update(CUgraphExec e, CUgraph g, CUgraphNode *err, CUgraphExecUpdateResult *result) {
+  NEED_INIT();
+  *err = NULL;
+  *result = CU_GRAPH_EXEC_UPDATE_ERROR;
+  if (!valid_exec(e) || !valid_graph(g)) return CUDA_ERROR_INVALID_VALUE;
+  *result = CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED;
+  if (g->n != e->g->n) return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+  for (size_t i = 0; i < g->n; i++)
+    if (g->nodes[i]->type != e->g->nodes[i]->type) {
+      *err = g->nodes[i];
+      *result = CU_GRAPH_EXEC_UPDATE_ERROR_NODE_TYPE_CHANGED;
+      return CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE;
+    }
+  CUgraph fresh = graph_clone(g);
+  if (!fresh) return CUDA_ERROR_OUT_OF_MEMORY;
+  graph_free(e->g);
+  e->g = fresh; /* e->from keeps naming the instantiating graph's nodes */
+  *result = CU_GRAPH_EXEC_UPDATE_SUCCESS;
+  return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuGraphExecUpdate(CUgraphExec e, CUgraph g, CUgraphNode *err, CUgraphExecUpdateResult *result) {
+  COUNT();
+  if (!err || !result) return CUDA_ERROR_INVALID_VALUE;
+  return exec_update(e, g, err, result);
+}
+
+EXPORT CUresult cuGraphExecUpdate_v2(CUgraphExec e, CUgraph g, CUgraphExecUpdateResultInfo *info) {
+  COUNT();
+  if (!info) return CUDA_ERROR_INVALID_VALUE;
+  info->errorFromNode = NULL;
+  return exec_update(e, g, &info->errorNode, &info->result);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -1961,6 +2590,41 @@ static const proc_entry g_procs[] = {
     P("cuLaunchKernel", 4000, cuLaunchKernel),
     PT("cuLaunchKernel", 7000, cuLaunchKernel_ptsz),
     P("cuFuncGetParamInfo", 12040, cuFuncGetParamInfo),
+    P("cuStreamBeginCapture", 10010, cuStreamBeginCapture_v2),
+    PT("cuStreamBeginCapture", 10010, cuStreamBeginCapture_v2_ptsz),
+    P("cuStreamEndCapture", 10000, cuStreamEndCapture),
+    PT("cuStreamEndCapture", 10000, cuStreamEndCapture_ptsz),
+    P("cuStreamIsCapturing", 10000, cuStreamIsCapturing),
+    PT("cuStreamIsCapturing", 10000, cuStreamIsCapturing_ptsz),
+    P("cuGraphCreate", 10000, cuGraphCreate),
+    P("cuGraphDestroy", 10000, cuGraphDestroy),
+    P("cuGraphAddKernelNode", 10000, cuGraphAddKernelNode),
+    P("cuGraphAddKernelNode", 12000, cuGraphAddKernelNode_v2),
+    P("cuGraphAddChildGraphNode", 10000, cuGraphAddChildGraphNode),
+    P("cuGraphGetNodes", 10000, cuGraphGetNodes),
+    P("cuGraphNodeGetType", 10000, cuGraphNodeGetType),
+    P("cuGraphKernelNodeGetParams", 10000, cuGraphKernelNodeGetParams),
+    P("cuGraphKernelNodeGetParams", 12000, cuGraphKernelNodeGetParams_v2),
+    P("cuGraphMemcpyNodeGetParams", 10000, cuGraphMemcpyNodeGetParams),
+    P("cuGraphMemsetNodeGetParams", 10000, cuGraphMemsetNodeGetParams),
+    P("cuGraphChildGraphNodeGetGraph", 10000, cuGraphChildGraphNodeGetGraph),
+    P("cuGraphInstantiate", 10000, cuGraphInstantiate),
+    P("cuGraphInstantiate", 11000, cuGraphInstantiate_v2),
+    P("cuGraphInstantiate", 12000, cuGraphInstantiateWithFlags),
+    P("cuGraphInstantiateWithFlags", 11040, cuGraphInstantiateWithFlags),
+    P("cuGraphInstantiateWithParams", 12000, cuGraphInstantiateWithParams),
+    PT("cuGraphInstantiateWithParams", 12000, cuGraphInstantiateWithParams_ptsz),
+    P("cuGraphLaunch", 10000, cuGraphLaunch),
+    PT("cuGraphLaunch", 10000, cuGraphLaunch_ptsz),
+    P("cuGraphExecKernelNodeSetParams", 10010, cuGraphExecKernelNodeSetParams),
+    P("cuGraphExecKernelNodeSetParams", 12000, cuGraphExecKernelNodeSetParams_v2),
+    P("cuGraphExecUpdate", 10020, cuGraphExecUpdate),
+    P("cuGraphExecUpdate", 12000, cuGraphExecUpdate_v2),
+    P("cuGraphExecDestroy", 10000, cuGraphExecDestroy),
+    P("cuGraphExecMemcpyNodeSetParams", 10020, cuGraphExecMemcpyNodeSetParams),
+    P("cuGraphExecMemsetNodeSetParams", 10020, cuGraphExecMemsetNodeSetParams),
+    P("cuGraphExecChildGraphNodeSetParams", 11010, cuGraphExecChildGraphNodeSetParams),
+    P("cuGraphExecNodeSetParams", 12020, cuGraphExecNodeSetParams),
     P("cuGetErrorString", 6000, cuGetErrorString),
     P("cuGetErrorName", 6000, cuGetErrorName),
     P("cuGetExportTable", 3000, cuGetExportTable),

@@ -1,7 +1,7 @@
 /*
 ** fake_selftest.c: checks that the CPU test double behaves like the CUDA driver in the ways the
 ** interposer relies on, so that tests run against it mean something. Run one scenario per call:
-**   fake_selftest vmm | oom | procaddr | kernels | nohostnuma | nvml | copies
+**   fake_selftest vmm | oom | procaddr | kernels | nohostnuma | nvml | copies | graphs
 ** with LD_LIBRARY_PATH=native/build/fake (it dlopens "libcuda.so.1" as libcudart does).
 ** Prints "ok <check>" per check and "PASS <scenario>"; on the first failure prints
 ** "FAIL <check>: <detail>" and exits 1.
@@ -46,6 +46,25 @@ CUresult cuModuleGetFunction(CUfunction *, CUmodule, const char *);
 CUresult cuLaunchKernel(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
                         void **, void **);
 CUresult cuFuncGetParamInfo(CUfunction, size_t, size_t *, size_t *);
+CUresult cuStreamCreate(CUstream *, unsigned int);
+CUresult cuStreamBeginCapture_v2(CUstream, int);
+CUresult cuStreamEndCapture(CUstream, CUgraph *);
+CUresult cuStreamIsCapturing(CUstream, int *);
+CUresult cuMemsetD32Async(CUdeviceptr, unsigned int, size_t, CUstream);
+CUresult cuGraphCreate(CUgraph *, unsigned int);
+CUresult cuGraphDestroy(CUgraph);
+CUresult cuGraphAddKernelNode_v2(CUgraphNode *, CUgraph, const CUgraphNode *, size_t, const CUDA_KERNEL_NODE_PARAMS_v2 *);
+CUresult cuGraphAddChildGraphNode(CUgraphNode *, CUgraph, const CUgraphNode *, size_t, CUgraph);
+CUresult cuGraphGetNodes(CUgraph, CUgraphNode *, size_t *);
+CUresult cuGraphNodeGetType(CUgraphNode, CUgraphNodeType *);
+CUresult cuGraphKernelNodeGetParams_v2(CUgraphNode, CUDA_KERNEL_NODE_PARAMS_v2 *);
+CUresult cuGraphMemsetNodeGetParams(CUgraphNode, CUDA_MEMSET_NODE_PARAMS *);
+CUresult cuGraphChildGraphNodeGetGraph(CUgraphNode, CUgraph *);
+CUresult cuGraphInstantiateWithFlags(CUgraphExec *, CUgraph, unsigned long long);
+CUresult cuGraphLaunch(CUgraphExec, CUstream);
+CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec, CUgraphNode, const CUDA_KERNEL_NODE_PARAMS_v2 *);
+CUresult cuGraphExecUpdate_v2(CUgraphExec, CUgraph, CUgraphExecUpdateResultInfo *);
+CUresult cuGraphExecDestroy(CUgraphExec);
 
 static void *g_lib;
 static const char *g_scenario;
@@ -398,9 +417,149 @@ static void scenario_copies(void) {
   EXPECT(host[0] == 'x' && host[4095] == 'x', "DtoD copied the bytes", host[0], host[4095]);
 }
 
+/* Capture records instead of running; an instantiated graph runs its nodes (a child graph's too)
+** at every launch; parameter changes on the exec and updates take effect; the graph entry points
+** resolve through cuGetProcAddress. */
+static void scenario_graphs(void) {
+  LOAD(cuModuleLoadData);
+  LOAD(cuModuleGetFunction);
+  LOAD(cuLaunchKernel);
+  LOAD(cuMemAlloc_v2);
+  LOAD(cuMemsetD32_v2);
+  LOAD(cuMemcpyDtoH_v2);
+  LOAD(cuStreamCreate);
+  LOAD(cuStreamBeginCapture_v2);
+  LOAD(cuStreamEndCapture);
+  LOAD(cuStreamIsCapturing);
+  LOAD(cuMemsetD32Async);
+  LOAD(cuGraphCreate);
+  LOAD(cuGraphDestroy);
+  LOAD(cuGraphAddKernelNode_v2);
+  LOAD(cuGraphAddChildGraphNode);
+  LOAD(cuGraphGetNodes);
+  LOAD(cuGraphNodeGetType);
+  LOAD(cuGraphKernelNodeGetParams_v2);
+  LOAD(cuGraphMemsetNodeGetParams);
+  LOAD(cuGraphChildGraphNodeGetGraph);
+  LOAD(cuGraphInstantiateWithFlags);
+  LOAD(cuGraphLaunch);
+  LOAD(cuGraphExecKernelNodeSetParams_v2);
+  LOAD(cuGraphExecUpdate_v2);
+  LOAD(cuGraphExecDestroy);
+  LOAD(cuGetProcAddress_v2);
+  init_ctx();
+  CUmodule mod;
+  CUfunction fill;
+  CALL_RC(p_cuModuleLoadData(&mod, "any image"), CUDA_SUCCESS, "load module");
+  CALL_RC(p_cuModuleGetFunction(&fill, mod, SPILL_KERNEL_FILL), CUDA_SUCCESS, "get spill_fill");
+  CUdeviceptr a, b;
+  CALL_RC(p_cuMemAlloc_v2(&a, 4096), CUDA_SUCCESS, "alloc a");
+  CALL_RC(p_cuMemAlloc_v2(&b, 4096), CUDA_SUCCESS, "alloc b");
+  CALL_RC(p_cuMemsetD32_v2(a, 0, 1024), CUDA_SUCCESS, "zero a");
+  CALL_RC(p_cuMemsetD32_v2(b, 0, 1024), CUDA_SUCCESS, "zero b");
+  CUstream s;
+  CALL_RC(p_cuStreamCreate(&s, 0), CUDA_SUCCESS, "stream");
+  CALL_RC(p_cuStreamBeginCapture_v2(NULL, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+          "the legacy stream cannot be captured");
+  CALL_RC(p_cuStreamBeginCapture_v2(s, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS, "begin capture");
+  int status = -1;
+  CALL_RC(p_cuStreamIsCapturing(s, &status), CUDA_SUCCESS, "is capturing");
+  EXPECT(status == CU_STREAM_CAPTURE_STATUS_ACTIVE, "the stream reports an active capture", status, 1);
+  unsigned long long n = 8, seed = 5, base = 0;
+  void *fargs[] = {&a, &n, &seed, &base};
+  CALL_RC(p_cuLaunchKernel(fill, 1, 1, 1, 1, 1, 1, 0, s, fargs, NULL), CUDA_SUCCESS, "captured launch");
+  CALL_RC(p_cuMemsetD32Async(b + 64, 7, 4, s), CUDA_SUCCESS, "captured memset");
+  unsigned long long w = 1;
+  CALL_RC(p_cuMemcpyDtoH_v2(&w, a, 8), CUDA_SUCCESS, "read a");
+  EXPECT(w == 0, "a captured launch does not run", w, 0);
+  CUgraph g, child;
+  CALL_RC(p_cuStreamEndCapture(s, &g), CUDA_SUCCESS, "end capture");
+  CALL_RC(p_cuStreamEndCapture(s, &g), CUDA_ERROR_ILLEGAL_STATE, "end capture twice");
+  CALL_RC(p_cuGraphCreate(&child, 0), CUDA_SUCCESS, "create child graph");
+  unsigned long long seed2 = 6;
+  void *cargs[] = {&b, &n, &seed2, &base};
+  CUDA_KERNEL_NODE_PARAMS_v2 kp;
+  memset(&kp, 0, sizeof kp);
+  kp.func = fill;
+  kp.gridDimX = kp.gridDimY = kp.gridDimZ = kp.blockDimX = kp.blockDimY = kp.blockDimZ = 1;
+  kp.kernelParams = cargs;
+  CUgraphNode kn, cn, nodes[4];
+  CALL_RC(p_cuGraphAddKernelNode_v2(&kn, child, NULL, 0, &kp), CUDA_SUCCESS, "add kernel node");
+  CALL_RC(p_cuGraphAddChildGraphNode(&cn, g, NULL, 0, child), CUDA_SUCCESS, "add child graph node");
+  size_t count = 4;
+  CALL_RC(p_cuGraphGetNodes(g, nodes, &count), CUDA_SUCCESS, "get nodes");
+  CUgraphNodeType t[3] = {9, 9, 9};
+  for (size_t i = 0; i < count && i < 3; i++) p_cuGraphNodeGetType(nodes[i], &t[i]);
+  EXPECT(count == 3 && t[0] == CU_GRAPH_NODE_TYPE_KERNEL && t[1] == CU_GRAPH_NODE_TYPE_MEMSET &&
+             t[2] == CU_GRAPH_NODE_TYPE_GRAPH,
+         "kernel, memset and child graph nodes in order", count, t[2]);
+  CUDA_KERNEL_NODE_PARAMS_v2 got;
+  CALL_RC(p_cuGraphKernelNodeGetParams_v2(nodes[0], &got), CUDA_SUCCESS, "kernel node params");
+  CUdeviceptr arg0 = 0;
+  memcpy(&arg0, got.kernelParams[0], 8);
+  EXPECT(got.func == fill && arg0 == a, "the kernel node kept its function and argument values", arg0, a);
+  CUDA_MEMSET_NODE_PARAMS ms;
+  CALL_RC(p_cuGraphMemsetNodeGetParams(nodes[1], &ms), CUDA_SUCCESS, "memset node params");
+  EXPECT(ms.dst == b + 64 && ms.elementSize == 4 && ms.width == 4, "the memset node's operands", ms.dst, b + 64);
+  CUgraph inner;
+  CALL_RC(p_cuGraphChildGraphNodeGetGraph(nodes[2], &inner), CUDA_SUCCESS, "child node's graph");
+  count = 4;
+  CALL_RC(p_cuGraphGetNodes(inner, nodes, &count), CUDA_SUCCESS, "child graph's nodes");
+  EXPECT(count == 1 && inner != child, "the child node holds a copy of the child graph", count, 1);
+  CUgraphExec x;
+  CALL_RC(p_cuGraphInstantiateWithFlags(&x, g, 0), CUDA_SUCCESS, "instantiate");
+  CALL_RC(p_cuGraphLaunch(x, s), CUDA_SUCCESS, "launch");
+  unsigned long long wa = 0, wb = 0, wm = 0;
+  p_cuMemcpyDtoH_v2(&wa, a + 8, 8);
+  p_cuMemcpyDtoH_v2(&wb, b + 8, 8);
+  p_cuMemcpyDtoH_v2(&wm, b + 64, 8);
+  EXPECT(wa == spill_pattern(5, 1) && wb == spill_pattern(6, 1) && wm == 0x0000000700000007ull,
+         "a launch ran the kernel, memset and child graph nodes", wa, wb);
+  unsigned long long seed3 = 9;
+  void *nargs[] = {&a, &n, &seed3, &base};
+  kp.kernelParams = nargs;
+  CUgraphNode top[3];
+  count = 3;
+  p_cuGraphGetNodes(g, top, &count);
+  CALL_RC(p_cuGraphExecKernelNodeSetParams_v2(x, top[0], &kp), CUDA_SUCCESS, "exec kernel node set params");
+  CALL_RC(p_cuGraphExecKernelNodeSetParams_v2(x, top[1], &kp), CUDA_ERROR_INVALID_VALUE, "set params on a memset node");
+  CALL_RC(p_cuGraphLaunch(x, s), CUDA_SUCCESS, "launch after set params");
+  p_cuMemcpyDtoH_v2(&wa, a + 8, 8);
+  EXPECT(wa == spill_pattern(9, 1), "the exec ran the new parameters", wa, spill_pattern(9, 1));
+  CUgraphExecUpdateResultInfo info;
+  CALL_RC(p_cuGraphExecUpdate_v2(x, child, &info), CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE, "update from another topology");
+  EXPECT(info.result == CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED, "update reports the topology change", info.result, 2);
+  CALL_RC(p_cuGraphExecUpdate_v2(x, g, &info), CUDA_SUCCESS, "update from the same topology");
+  CALL_RC(p_cuGraphLaunch(x, s), CUDA_SUCCESS, "launch after update");
+  p_cuMemcpyDtoH_v2(&wa, a + 8, 8);
+  EXPECT(wa == spill_pattern(5, 1), "the update restored the graph's parameters", wa, spill_pattern(5, 1));
+  CALL_RC(p_cuStreamBeginCapture_v2(s, CU_STREAM_CAPTURE_MODE_RELAXED), CUDA_SUCCESS, "capture again");
+  CALL_RC(p_cuGraphLaunch(x, s), CUDA_SUCCESS, "graph launch into a capture");
+  CUgraph outer;
+  CALL_RC(p_cuStreamEndCapture(s, &outer), CUDA_SUCCESS, "end the second capture");
+  count = 2;
+  p_cuGraphGetNodes(outer, top, &count);
+  CUgraphNodeType ot = 9;
+  p_cuGraphNodeGetType(top[0], &ot);
+  EXPECT(count == 1 && ot == CU_GRAPH_NODE_TYPE_GRAPH, "a captured graph launch is a child graph node", count, ot);
+  void *fn = NULL;
+  CUdriverProcAddressQueryResult st;
+  CALL_RC(p_cuGetProcAddress_v2("cuGraphLaunch", &fn, 12000, CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM, &st),
+          CUDA_SUCCESS, "procaddr cuGraphLaunch ptsz");
+  EXPECT(fn == must_sym("cuGraphLaunch_ptsz"), "cuGraphLaunch@12000 ptds -> cuGraphLaunch_ptsz", 0, 0);
+  CALL_RC(p_cuGetProcAddress_v2("cuGraphInstantiate", &fn, 12000, 0, &st), CUDA_SUCCESS, "procaddr cuGraphInstantiate");
+  EXPECT(fn == must_sym("cuGraphInstantiateWithFlags"), "cuGraphInstantiate@12000 -> cuGraphInstantiateWithFlags", 0, 0);
+  CALL_RC(p_cuGetProcAddress_v2("cuGraphExecUpdate", &fn, 12000, 0, &st), CUDA_SUCCESS, "procaddr cuGraphExecUpdate");
+  EXPECT(fn == must_sym("cuGraphExecUpdate_v2"), "cuGraphExecUpdate@12000 -> cuGraphExecUpdate_v2", 0, 0);
+  CALL_RC(p_cuGraphExecDestroy(x), CUDA_SUCCESS, "destroy exec");
+  CALL_RC(p_cuGraphDestroy(outer), CUDA_SUCCESS, "destroy outer");
+  CALL_RC(p_cuGraphDestroy(child), CUDA_SUCCESS, "destroy child");
+  CALL_RC(p_cuGraphDestroy(g), CUDA_SUCCESS, "destroy graph");
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
-    fprintf(stderr, "usage: fake_selftest vmm|oom|procaddr|kernels|nohostnuma|nvml|copies\n");
+    fprintf(stderr, "usage: fake_selftest vmm|oom|procaddr|kernels|nohostnuma|nvml|copies|graphs\n");
     return 2;
   }
   g_scenario = argv[1];
@@ -420,6 +579,7 @@ int main(int argc, char **argv) {
   else if (strcmp(g_scenario, "nohostnuma") == 0) scenario_nohostnuma();
   else if (strcmp(g_scenario, "nvml") == 0) scenario_nvml();
   else if (strcmp(g_scenario, "copies") == 0) scenario_copies();
+  else if (strcmp(g_scenario, "graphs") == 0) scenario_graphs();
   else {
     fprintf(stderr, "fake_selftest: unknown scenario '%s'\n", g_scenario);
     return 2;

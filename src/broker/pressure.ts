@@ -7,6 +7,7 @@
 import { readFile } from "node:fs/promises";
 import type { SizeOrPercent } from "../config/schema.js";
 import { PressureLevel } from "../protocol/frame.js";
+import { hostRoom } from "./budget.js";
 
 export interface MemInfo {
   readonly memTotal: number;
@@ -82,18 +83,20 @@ export function classify(
   s: MemorySample,
   th: PressureThresholds,
 ): { level: PressureLevel; why: string } {
-  const avail = s.mem.memAvailable;
-  const crit = resolveSize(th.criticalAvailable, s.mem.memTotal);
-  const warn = resolveSize(th.warnAvailable, s.mem.memTotal);
-  if (avail < crit)
-    return { level: PressureLevel.CRITICAL, why: `MemAvailable ${avail} < ${crit}` };
+  // Under a cgroup limit tighter than the host, the room under the limit is what runs out.
+  const room = hostRoom(s);
+  const avail = room.available;
+  const what = room.limitedBy === "cgroup" ? "room under the cgroup limit" : "MemAvailable";
+  const crit = resolveSize(th.criticalAvailable, room.total);
+  const warn = resolveSize(th.warnAvailable, room.total);
+  if (avail < crit) return { level: PressureLevel.CRITICAL, why: `${what} ${avail} < ${crit}` };
   if (s.psi && th.psiCritical > 0 && s.psi.fullAvg10 >= th.psiCritical) {
     return {
       level: PressureLevel.CRITICAL,
       why: `PSI full avg10 ${s.psi.fullAvg10} >= ${th.psiCritical}`,
     };
   }
-  if (avail < warn) return { level: PressureLevel.WARN, why: `MemAvailable ${avail} < ${warn}` };
+  if (avail < warn) return { level: PressureLevel.WARN, why: `${what} ${avail} < ${warn}` };
   if (s.psi && th.psiWarn > 0 && s.psi.someAvg10 >= th.psiWarn) {
     return { level: PressureLevel.WARN, why: `PSI some avg10 ${s.psi.someAvg10} >= ${th.psiWarn}` };
   }

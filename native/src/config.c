@@ -126,6 +126,7 @@ int sp_config_parse(sp_config *c) {
   if (path_var("SPILLOVER_STATS_DIR", c->stats_dir, sizeof(c->stats_dir))) return -1;
   if (path_var("SPILLOVER_LIBCUDA", c->libcuda, sizeof(c->libcuda))) return -1;
   if (path_var("SPILLOVER_LIBNVML", c->libnvml, sizeof(c->libnvml))) return -1;
+  if (path_var("SPILLOVER_TEST_HOST_ROOT", c->test_host_root, sizeof(c->test_host_root))) return -1;
   if (!c->stats_dir[0]) memcpy(c->stats_dir, "/dev/shm", 9);
   return 0;
 }

@@ -27,7 +27,7 @@ void sp_dev_peaks(sp_dev *d) {
 
 int sp_pinned_can_commit(uint64_t extra) {
   uint64_t committed = sp_pinned_committed();
-  if (committed + extra > sp_g.pinned_limit) return 0;
+  if (!sp_pinned_limit_allows(committed + extra)) return 0;
   if (!sp_g.broker) return 1;
   if (committed + extra > sp_broker_lease_cap()) {
     sp_g.lease_denials++;

@@ -88,7 +88,8 @@ export function createMetrics(snapshot: () => BrokerStatus): Registry {
     registers: [registry],
     collect() {
       this.reset();
-      for (const u of s().users ?? []) if (u.quotaDenials > 0) this.inc(userLabels(u), u.quotaDenials);
+      for (const u of s().users ?? [])
+        if (u.quotaDenials > 0) this.inc(userLabels(u), u.quotaDenials);
     },
   });
   new Gauge({

@@ -49,7 +49,10 @@ export function kernelPeerCred(env: NodeJS.ProcessEnv = process.env): PeerCredRe
   }
   const addon = mod.exports;
   if (typeof addon.peerCred !== "function")
-    throw new SpilloverError("ERR_NATIVE", `${path} has no peerCred(); rebuild it with make -C native`);
+    throw new SpilloverError(
+      "ERR_NATIVE",
+      `${path} has no peerCred(); rebuild it with make -C native`,
+    );
   const read = addon.peerCred.bind(addon);
   cached = (sock) => read(socketFd(sock));
   return cached;

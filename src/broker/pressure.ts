@@ -163,7 +163,10 @@ export async function sampleCgroup(host: HostPaths): Promise<CgroupMemory | unde
   let p = cg.path.replace(/\/+$/, "");
   for (;;) {
     const dir = `${base}${p}`;
-    const [max, cur] = await Promise.all([readText(`${dir}/${maxFile}`), readText(`${dir}/${curFile}`)]);
+    const [max, cur] = await Promise.all([
+      readText(`${dir}/${maxFile}`),
+      readText(`${dir}/${curFile}`),
+    ]);
     levels.push({
       max: max === undefined ? undefined : parseLimit(max),
       current: cur === undefined ? undefined : parseLimit(cur),
@@ -174,7 +177,9 @@ export async function sampleCgroup(host: HostPaths): Promise<CgroupMemory | unde
   return cgroupLimit(cg.path, levels);
 }
 
-export async function sampleMemory(host: HostPaths = DEFAULT_HOST): Promise<MemorySample | undefined> {
+export async function sampleMemory(
+  host: HostPaths = DEFAULT_HOST,
+): Promise<MemorySample | undefined> {
   const text = await readText(`${host.procRoot}/meminfo`);
   const mem = text === undefined ? undefined : parseMeminfo(text);
   if (!mem) return undefined;

@@ -95,7 +95,11 @@ export function buildQuotas(
       );
       continue;
     }
-    groupRules.push({ gid, members: new Set(g?.members ?? []), rule: { limit, source: `group ${key}` } });
+    groupRules.push({
+      gid,
+      members: new Set(g?.members ?? []),
+      rule: { limit, source: `group ${key}` },
+    });
   }
   const names = new Map(accounts.map((a) => [a.uid, a]));
   const rules = (uid: number, gid: number): QuotaRule[] => {

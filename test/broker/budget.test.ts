@@ -6,12 +6,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import {
-  budgetTarget,
-  followBudget,
-  hostRoom,
-  hysteresisBand,
-} from "../../src/broker/budget.js";
+import { budgetTarget, followBudget, hostRoom, hysteresisBand } from "../../src/broker/budget.js";
 import {
   type MemorySample,
   parseCgroupSelf,
@@ -184,7 +179,9 @@ describe("host budget follows the machine (broker)", () => {
     while (f?.type === MsgType.LEASE_UPDATE) f = await c.read();
     expect(f).toMatchObject({ type: MsgType.PINNED_GRANT, a: 0n, b: BigInt(108 * GiB) });
     expect(
-      b.log.lines.filter((l) => l.msg === "pinned budget follows the host").map((l) => l.fields?.limited_by),
+      b.log.lines
+        .filter((l) => l.msg === "pinned budget follows the host")
+        .map((l) => l.fields?.limited_by),
     ).toEqual(expect.arrayContaining(["host", "cgroup"]));
     c.close();
   });

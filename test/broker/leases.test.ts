@@ -122,8 +122,10 @@ describe("LeaseBook", () => {
   });
 });
 
-const PASSWD = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\ncarol:x:1002:1002::/home/carol:/bin/sh\n";
-const GROUP = "root:x:0:\nalice:x:1000:\nbob:x:1001:\ncarol:x:1002:\nml:x:2000:bob,carol\nbig:x:2001:carol\n";
+const PASSWD =
+  "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\ncarol:x:1002:1002::/home/carol:/bin/sh\n";
+const GROUP =
+  "root:x:0:\nalice:x:1000:\nbob:x:1001:\ncarol:x:1002:\nml:x:2000:bob,carol\nbig:x:2001:carol\n";
 
 describe("per-user quota", () => {
   const quotas = (cfg: Parameters<typeof buildQuotas>[0]) =>
@@ -148,8 +150,20 @@ describe("per-user quota", () => {
     expect(b.userLeased(1001)).toBe(2.5 * GiB);
     expect(b.free).toBe(5 * GiB); // the machine is not full: the quota, not the budget, refused
     expect(b.users()).toEqual([
-      { uid: 1000, pinned: 2.5 * GiB, clients: 2, quotaDenials: 2, quota: { bytes: 2.5 * GiB, source: "default" } },
-      { uid: 1001, pinned: 2.5 * GiB, clients: 1, quotaDenials: 1, quota: { bytes: 2.5 * GiB, source: "default" } },
+      {
+        uid: 1000,
+        pinned: 2.5 * GiB,
+        clients: 2,
+        quotaDenials: 2,
+        quota: { bytes: 2.5 * GiB, source: "default" },
+      },
+      {
+        uid: 1001,
+        pinned: 2.5 * GiB,
+        clients: 1,
+        quotaDenials: 1,
+        quota: { bytes: 2.5 * GiB, source: "default" },
+      },
     ]);
     b.release(1);
     expect(b.grow(2, 2 * GiB)).toMatchObject({ granted: 1.5 * GiB, reason: DenyReason.QUOTA });
@@ -186,7 +200,10 @@ describe("per-user quota", () => {
   });
 
   it("per-user quota: no grant takes a user past their quota or the book past its budget, as the budget moves", () => {
-    const { quotas: q } = quotas({ default: { percent: 30 }, users: { alice: { bytes: 2 * GiB } } });
+    const { quotas: q } = quotas({
+      default: { percent: 30 },
+      users: { alice: { bytes: 2 * GiB } },
+    });
     const op = fc.record({
       k: fc.constantFrom("hello", "grow", "back", "release", "budget"),
       id: fc.integer({ min: 1, max: 6 }),
@@ -209,7 +226,8 @@ describe("per-user quota", () => {
               expect(b.userLeased(uid)).toBeLessThanOrEqual(quota);
             }
             // refused for the quota: the user is at it (whether or not the machine has room)
-            if (r.reason === DenyReason.QUOTA) expect(b.userLeased(uid)).toBeGreaterThanOrEqual(quota);
+            if (r.reason === DenyReason.QUOTA)
+              expect(b.userLeased(uid)).toBeGreaterThanOrEqual(quota);
           }
         }
       }),

@@ -11,10 +11,13 @@ import { ErrorCode, frame, MsgType } from "../../src/protocol/frame.js";
 import {
   brokerClientBinary,
   GiB,
+  HAVE_NATIVE,
+  interposedEnv,
   parseClientLines,
   RawClient,
   startTestBroker,
   type TestBroker,
+  workloadBinary,
 } from "./helpers.js";
 
 let bin: string;
@@ -125,7 +128,13 @@ describe("peer credentials", () => {
       ),
     );
     expect(parseClientLines(r.out)).toEqual([
-      { op: "hello", connected: "0", lease: "0", step: "0", refused: String(ErrorCode.PEER_MISMATCH) },
+      {
+        op: "hello",
+        connected: "0",
+        lease: "0",
+        step: "0",
+        refused: String(ErrorCode.PEER_MISMATCH),
+      },
       { op: "grow", granted: "4096", total: "0", reason: "0", connected: "0" },
     ]);
     const lines = r.err.trim().split("\n");
@@ -134,4 +143,34 @@ describe("peer credentials", () => {
       `spillover: broker at ${b.socket} refused this process: error 6 PEER_MISMATCH (the kernel reports another pid or uid for this connection than HELLO names: a PID namespace between program and broker, or a per-user broker of another user)`,
     );
   });
+
+  it.skipIf(!HAVE_NATIVE)(
+    "peer credentials: a CUDA program refused by the broker says so in one log line and runs on its own budgets",
+    async () => {
+      broker = await startTestBroker(
+        { pinned_budget: 8 * GiB },
+        { peerCred: () => ({ pid: 1, uid: process.getuid?.() ?? 0, gid: 0 }) },
+      );
+      const b = broker;
+      const r = await new Promise<{ out: string; err: string; code: number | null }>((resolve) =>
+        execFile(
+          workloadBinary(),
+          ["2", "4", "0"],
+          { env: interposedEnv(b.socket, b.statsDir) },
+          (e, out, err) =>
+            resolve({ out, err, code: e ? ((e as { code?: number }).code ?? 1) : 0 }),
+        ),
+      );
+      expect(r.code).toBe(0);
+      expect(r.out).toContain("done ok=2 oom=0"); // standalone budgets: SPILLOVER_PINNED_LIMIT=1G
+      const refusals = r.err.split("\n").filter((l) => l.includes("refused this process"));
+      expect(refusals).toHaveLength(1);
+      expect(refusals[0]).toMatch(
+        new RegExp(
+          `^spillover\\[\\d+\\]: broker at ${b.socket} refused this process: error 6 PEER_MISMATCH `,
+        ),
+      );
+      expect(b.handle.book.leased).toBe(0);
+    },
+  );
 });

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import type { PeerCred } from "../../src/broker/peercred.js";
 import type { BrokerStatus } from "../../src/broker/status.js";
+import { renderStatus } from "../../src/cli/commands/status.js";
 import { loadConfig } from "../../src/config/load.js";
 import { DenyReason, frame, MsgType } from "../../src/protocol/frame.js";
 import {
@@ -27,7 +28,8 @@ afterEach(async () => {
 });
 
 const ACCOUNTS = {
-  passwd: "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n",
+  passwd:
+    "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n",
   group: "root:x:0:\nalice:x:1000:\nbob:x:1001:\nml:x:2000:bob\n",
 };
 
@@ -64,22 +66,58 @@ describe("per-user quota on the broker socket", () => {
     const bob = await hello();
     const alice2 = await hello();
     alice.send(frame(MsgType.PINNED_GROW, 2n, BigInt(4 * GiB)));
-    expect(await alice.read()).toMatchObject({ a: 0n, b: BigInt(GiB), c: BigInt(DenyReason.QUOTA) });
+    expect(await alice.read()).toMatchObject({
+      a: 0n,
+      b: BigInt(GiB),
+      c: BigInt(DenyReason.QUOTA),
+    });
     bob.send(frame(MsgType.PINNED_GROW, 2n, BigInt(8 * GiB)));
     // bob is in ml: 25% of 16 GiB
-    expect(await bob.read()).toMatchObject({ a: BigInt(3 * GiB), b: BigInt(4 * GiB), c: BigInt(DenyReason.QUOTA) });
+    expect(await bob.read()).toMatchObject({
+      a: BigInt(3 * GiB),
+      b: BigInt(4 * GiB),
+      c: BigInt(DenyReason.QUOTA),
+    });
     alice2.send(frame(MsgType.PINNED_RETURN, 2n, BigInt(GiB)));
     alice.send(frame(MsgType.PINNED_GROW, 3n, BigInt(2 * GiB)));
-    expect(await alice.read()).toMatchObject({ a: BigInt(GiB), b: BigInt(2 * GiB), c: BigInt(DenyReason.QUOTA) });
+    expect(await alice.read()).toMatchObject({
+      a: BigInt(GiB),
+      b: BigInt(2 * GiB),
+      c: BigInt(DenyReason.QUOTA),
+    });
     expect(b.handle.book.free).toBe(10 * GiB); // the machine had room all along
 
     const s = await status(b);
     expect(s.users).toEqual([
-      { uid: 1000, user: "alice", clients: 2, pinnedLeased: 2 * GiB, quota: 2 * GiB, quotaSource: "default", quotaDenials: 2 },
-      { uid: 1001, user: "bob", clients: 1, pinnedLeased: 4 * GiB, quota: 4 * GiB, quotaSource: "group ml", quotaDenials: 1 },
+      {
+        uid: 1000,
+        user: "alice",
+        clients: 2,
+        pinnedLeased: 2 * GiB,
+        quota: 2 * GiB,
+        quotaSource: "default",
+        quotaDenials: 2,
+      },
+      {
+        uid: 1001,
+        user: "bob",
+        clients: 1,
+        pinnedLeased: 4 * GiB,
+        quota: 4 * GiB,
+        quotaSource: "group ml",
+        quotaDenials: 1,
+      },
     ]);
     expect(s.clients.map((c) => c.user).sort()).toEqual(["alice", "alice", "bob"]);
-    expect(s.events.filter((e) => e.kind === "deny").map((e) => e.detail)).toEqual(["quota", "quota", "quota"]);
+    expect(renderStatus(s).split("\n").slice(1, 3)).toEqual([
+      "user alice (uid 1000): pinned leased 2.0GiB of quota 2.0GiB (default), 2 refused",
+      "user bob (uid 1001): pinned leased 4.0GiB of quota 4.0GiB (group ml), 1 refused",
+    ]);
+    expect(s.events.filter((e) => e.kind === "deny").map((e) => e.detail)).toEqual([
+      "quota",
+      "quota",
+      "quota",
+    ]);
     const m = (await b.get("/metrics")).body;
     expect(m).toContain(`spillover_user_pinned_quota_bytes{uid="1000",user="alice"} ${2 * GiB}`);
     expect(m).toContain(`spillover_user_pinned_leased_bytes{uid="1001",user="bob"} ${4 * GiB}`);
@@ -99,7 +137,9 @@ describe("per-user quota on the broker socket", () => {
   });
 
   it("per-user quota: [broker.quota] in TOML, with one line per bad value", async () => {
-    const dir = (await import("node:fs")).mkdtempSync(join((await import("node:os")).tmpdir(), "spillover-quota-"));
+    const dir = (await import("node:fs")).mkdtempSync(
+      join((await import("node:os")).tmpdir(), "spillover-quota-"),
+    );
     const file = join(dir, "config.toml");
     writeFileSync(
       file,

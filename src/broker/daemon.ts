@@ -17,14 +17,12 @@ import type { Logger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { apiSocketPath, prepareSocketDir } from "./paths.js";
 import { kernelPeerCred, type PeerCredReader } from "./peercred.js";
-import { DEFAULT_HOST, type HostPaths, sampleMemory } from "./pressure.js";
+import { DEFAULT_HOST, type HostPaths, type PressureThresholds, sampleMemory } from "./pressure.js";
 import { buildQuotas, type Group, parseGroups, parsePasswd } from "./quota.js";
 import { BrokerServer, type LeaseEvent } from "./server.js";
 import { type BrokerStatus, projectStatus } from "./status.js";
 import { Telemetry } from "./telemetry.js";
 import { Watchdog } from "./watchdog.js";
-
-export { defaultHostReserve } from "./budget.js";
 
 export interface BrokerOptions {
   readonly config: BrokerConfig;
@@ -83,6 +81,42 @@ function readAccounts(): { passwd: string; group: string } {
     }
   };
   return { passwd: read("/etc/passwd"), group: read("/etc/group") };
+}
+
+/** The account lists and the quota table; a quota naming no account stops the broker. */
+function loadAccounts(cfg: BrokerConfig, text: { passwd: string; group: string }) {
+  const users = parsePasswd(text.passwd);
+  const groups = parseGroups(text.group);
+  const { quotas, problems } = buildQuotas(cfg.quota, users, groups);
+  if (problems.length > 0) throw new SpilloverError("ERR_CONFIG", problems.join("\nspillover: "));
+  return {
+    groups,
+    quotas: cfg.quota ? quotas : undefined,
+    userName: (uid: number) => users.find((a) => a.uid === uid)?.name,
+  };
+}
+
+/** The last 200 lease events and a count per kind since start (status, metrics, dashboard). */
+function eventLog() {
+  const ring = new Ring<LeaseEvent>(200);
+  const counts: Record<string, number> = {};
+  return {
+    ring,
+    counts,
+    push(e: LeaseEvent) {
+      ring.push(e);
+      counts[e.kind] = (counts[e.kind] ?? 0) + 1;
+    },
+  };
+}
+
+function thresholds(cfg: BrokerConfig): PressureThresholds {
+  return {
+    warnAvailable: cfg.warn_available,
+    criticalAvailable: cfg.critical_available,
+    psiWarn: cfg.psi_warn,
+    psiCritical: cfg.psi_critical,
+  };
 }
 
 function groupId(name: string, groups: readonly Group[]): number | undefined {
@@ -151,11 +185,7 @@ export async function startBroker(o: BrokerOptions): Promise<BrokerHandle> {
   const env = o.env ?? process.env;
   const started = Date.now();
   const peerCred = o.peerCred ?? kernelPeerCred(env);
-  const accounts = o.accounts ?? readAccounts();
-  const users = parsePasswd(accounts.passwd);
-  const groups = parseGroups(accounts.group);
-  const { quotas, problems } = buildQuotas(cfg.quota, users, groups);
-  if (problems.length > 0) throw new SpilloverError("ERR_CONFIG", problems.join("\nspillover: "));
+  const { groups, quotas, userName } = loadAccounts(cfg, o.accounts ?? readAccounts());
   const first = await sampleMemory(host);
   if (!first)
     throw new SpilloverError(
@@ -168,14 +198,10 @@ export async function startBroker(o: BrokerOptions): Promise<BrokerHandle> {
     growStep: cfg.grow_step,
     initialGrant: cfg.initial_grant,
     clientPinnedMax: cfg.client_pinned_max,
-    quotas: cfg.quota ? quotas : undefined,
+    quotas,
   });
-  const events = new Ring<LeaseEvent>(200);
-  const eventCounts: Record<string, number> = {};
-  const onEvent = (e: LeaseEvent) => {
-    events.push(e);
-    eventCounts[e.kind] = (eventCounts[e.kind] ?? 0) + 1;
-  };
+  const events = eventLog();
+  const onEvent = (e: LeaseEvent) => events.push(e);
   const server = new BrokerServer({
     book,
     log: o.log,
@@ -189,12 +215,7 @@ export async function startBroker(o: BrokerOptions): Promise<BrokerHandle> {
     {
       book,
       host,
-      thresholds: {
-        warnAvailable: cfg.warn_available,
-        criticalAvailable: cfg.critical_available,
-        psiWarn: cfg.psi_warn,
-        psiCritical: cfg.psi_critical,
-      },
+      thresholds: thresholds(cfg),
       sampleMs: cfg.sample_ms,
       follow: follows ? { reserve: o.hostReserve } : false,
       log: o.log,
@@ -214,7 +235,6 @@ export async function startBroker(o: BrokerOptions): Promise<BrokerHandle> {
     log: o.log,
     env,
   });
-  const userName = (u: number) => users.find((a) => a.uid === u)?.name;
   const status = (): BrokerStatus =>
     projectStatus({
       broker: {
@@ -232,8 +252,8 @@ export async function startBroker(o: BrokerOptions): Promise<BrokerHandle> {
       hostReserve: watchdog.reserve,
       gpus: telemetry.gpus,
       processes: telemetry.processes,
-      events: events.list(),
-      eventCounts,
+      events: events.ring.list(),
+      eventCounts: events.counts,
       userName,
     });
 

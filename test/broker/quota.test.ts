@@ -14,10 +14,13 @@ import { DenyReason, frame, MsgType } from "../../src/protocol/frame.js";
 import {
   brokerClientBinary,
   GiB,
+  HAVE_NATIVE,
+  interposedEnv,
   parseClientLines,
   RawClient,
   startTestBroker,
   type TestBroker,
+  workloadBinary,
 } from "./helpers.js";
 
 let broker: TestBroker | undefined;
@@ -160,6 +163,35 @@ describe("per-user quota on the broker socket", () => {
       ),
     );
   });
+
+  it.skipIf(!HAVE_NATIVE)(
+    "per-user quota: a CUDA program past its user's quota gets CUDA_ERROR_OUT_OF_MEMORY and one line saying why",
+    async () => {
+      broker = await startTestBroker({
+        pinned_budget: GiB,
+        grow_step: 4 * 2 ** 20,
+        initial_grant: 0,
+        quota: { default: { bytes: 16 * 2 ** 20 } },
+      });
+      const b = broker;
+      const r = await new Promise<{ out: string; err: string }>((resolve) =>
+        execFile(
+          workloadBinary(),
+          ["6", "4", "0"],
+          { env: interposedEnv(b.socket, b.statsDir) },
+          (_e, out, err) => resolve({ out, err }),
+        ),
+      );
+      // 2 MiB of VRAM, then 16 MiB of pinned lease: 4 x 4 MiB fit, the rest is refused
+      expect(r.out).toContain("done ok=4 oom=2");
+      const lines = r.err.split("\n").filter((l) => l.includes("quota"));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(
+        /^spillover\[\d+\]: the broker refused more pinned memory: this user is at its quota \(lease 16 MiB\)/,
+      );
+      expect(b.log.lines.filter((l) => l.fields?.reason === "quota").length).toBeGreaterThan(0);
+    },
+  );
 
   const root = process.getuid?.() === 0;
   it.skipIf(!root)(

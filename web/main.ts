@@ -18,7 +18,7 @@ function text(id: string, s: string) {
 }
 
 const MAX_POINTS = 1200;
-const tiers: number[][] = [[], [], [], [], []]; // t, vram, pinned, swap, leased
+const tiers: number[][] = [[], [], [], [], [], []]; // t, vram, pinned, swap, leased, budget
 const pressure: number[][] = [[], [], [], []]; // t, memAvailable GiB, psi some, psi full
 
 function chartWidth(): number {
@@ -49,6 +49,12 @@ const tierChart = new uPlot(
         label: "pinned leased",
         stroke: "#555",
         dash: [4, 4],
+        value: (_u, v) => (v == null ? "-" : bytes(v)),
+      },
+      {
+        label: "pinned budget",
+        stroke: "#999",
+        dash: [1, 3],
         value: (_u, v) => (v == null ? "-" : bytes(v)),
       },
     ],
@@ -133,6 +139,42 @@ function renderProcesses(s: BrokerStatus) {
   body.replaceChildren(...rows);
 }
 
+/** Per-user leases and quotas; the section shows once a user has a client or a quota refusal. */
+function renderUsers(s: BrokerStatus) {
+  const users = s.users ?? [];
+  (el("users-section") as HTMLElement).hidden = users.length === 0;
+  const b = s.budgets;
+  text(
+    "budget-note",
+    b.follows
+      ? `budget follows the host (${b.limitedBy === "cgroup" ? "cgroup limit" : "MemAvailable"})`
+      : "fixed budget",
+  );
+  const body = el("users").querySelector("tbody") as HTMLTableSectionElement;
+  body.replaceChildren(
+    ...users.map((u) => {
+      const tr = document.createElement("tr");
+      tr.id = `user-${u.uid}`;
+      const cells: [string, string][] = [
+        [u.user ?? "?", ""],
+        [String(u.uid), "num"],
+        [String(u.clients), "num"],
+        [bytes(u.pinnedLeased), "num leased"],
+        [u.quota === null ? "none" : bytes(u.quota), "num quota"],
+        [u.quotaSource ?? "", ""],
+        [String(u.quotaDenials), "num"],
+      ];
+      for (const [t, cls] of cells) {
+        const td = document.createElement("td");
+        if (cls) td.className = cls;
+        td.textContent = t;
+        tr.append(td);
+      }
+      return tr;
+    }),
+  );
+}
+
 function renderEvents(s: BrokerStatus) {
   const box = el("events");
   if (s.events.length === 0) return;
@@ -162,9 +204,10 @@ function render(s: BrokerStatus) {
   text("total-pinned", bytes(pinned));
   text("process-count", String(s.processes.length));
   renderProcesses(s);
+  renderUsers(s);
   renderEvents(s);
   const t = (s.broker?.nowMs ?? Date.now()) / 1000;
-  push(tiers, [t, vram, pinned, swap, s.budgets.pinnedLeased]);
+  push(tiers, [t, vram, pinned, swap, s.budgets.pinnedLeased, s.budgets.pinnedBudget]);
   push(pressure, [t, s.pressure.memAvailable, s.pressure.psiSome ?? 0, s.pressure.psiFull ?? 0]);
   tierChart.setData(tiers as uPlot.AlignedData);
   pressureChart.setData(pressure as uPlot.AlignedData);
@@ -181,6 +224,7 @@ async function start() {
         h.pinned[i] ?? 0,
         h.swap[i] ?? 0,
         h.pinnedLeased[i] ?? 0,
+        h.pinnedBudget[i] ?? 0,
       ]);
       push(pressure, [h.t[i] ?? 0, h.memAvailable[i] ?? 0, h.psiSome[i] ?? 0, h.psiFull[i] ?? 0]);
     }

@@ -28,7 +28,7 @@ T0=$(date +%s)
 log() { printf '[broker_run %4ss] %s\n' "$(($(date +%s) - T0))" "$*" | tee -a "$OUT/broker_run.txt"; }
 
 [ -f "$CLI" ] || { log "FAIL: $CLI missing: run npm run build and carry dist/"; exit 1; }
-if [ ! -f native/build/libspillover.so ]; then
+if [ ! -f native/build/libspillover.so ] || [ ! -f native/build/peercred.node ]; then
   log "building native/"
   make -C native >"$OUT/make.log" 2>&1 || { log "FAIL: make -C native (see make.log)"; exit 1; }
 fi

@@ -51,6 +51,8 @@ enum sp_deny_reason {
   SP_DENY_BUDGET        = 1, /* the machine-wide pinned budget is spent */
   SP_DENY_PRESSURE      = 2, /* the pressure watchdog has stopped pinned growth */
   SP_DENY_CLIENT_LIMIT  = 3, /* the client's own configured limit */
+  SP_DENY_QUOTA         = 4, /* the client's user is at its quota (broker.quota); the machine may
+                                have room for others */
 };
 
 enum sp_pressure_level {
@@ -65,6 +67,9 @@ enum sp_error_code {
   SP_ERR_BAD_TYPE     = 3,
   SP_ERR_OUT_OF_ORDER = 4, /* e.g. a request before HELLO, or a second HELLO */
   SP_ERR_BAD_VALUE    = 5,
+  SP_ERR_PEER_MISMATCH = 6, /* HELLO's pid is not the connecting process's as the kernel reports it
+                               (SO_PEERCRED), or (per-user broker) the kernel's uid is not the
+                               broker's. Nothing is leased; the client runs standalone. */
 };
 
 /* One frame. All fields little-endian; reserved fields must be zero. */

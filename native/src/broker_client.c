@@ -7,7 +7,9 @@
 ** connection and from then on every call answers as if no broker ran: the interposer falls back
 ** to its standalone budgets and the program's call never fails because of the broker.
 ** LEASE_UPDATE frames pushed by the broker are applied whenever the socket is read (before each
-** request and in sp_broker_lease_cap). No allocations; no CUDA.
+** request and in sp_broker_lease_cap). An ERROR frame is reported in one log line naming the
+** code (sp_log when linked into the interposer, stderr in the standalone test build).
+** No allocations; no CUDA.
 */
 #define _GNU_SOURCE
 #include "broker_client.h"
@@ -23,7 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sp.h"
 #include "spillover_protocol.h"
+
+/* log.c's logger inside libspillover.so; absent (NULL) in the standalone test build of this file. */
+#pragma weak sp_log
 
 #define SP_BROKER_TIMEOUT_MS 500
 
@@ -33,6 +39,8 @@ static uint64_t g_seq;
 static uint64_t g_lease_cap = UINT64_MAX;
 static uint64_t g_lease_total;
 static int g_pressure;
+static int g_refused;          /* the last sp_error_code the broker sent, 0 if none */
+static char g_path[256];       /* the socket connected to, for the refusal line */
 
 /* ---- low-level I/O (caller holds g_mu) -------------------------------------------------- */
 
@@ -90,6 +98,31 @@ static int read_frame(sp_frame *f, int64_t deadline) {
   return 1;
 }
 
+static const char *error_text(uint64_t code) {
+  switch (code) {
+  case SP_ERR_BAD_MAGIC: return "BAD_MAGIC (not a spillover broker, or a corrupted frame)";
+  case SP_ERR_BAD_VERSION: return "BAD_VERSION (the broker speaks another protocol version)";
+  case SP_ERR_BAD_TYPE: return "BAD_TYPE (a message the broker does not expect)";
+  case SP_ERR_OUT_OF_ORDER: return "OUT_OF_ORDER (a request out of sequence)";
+  case SP_ERR_BAD_VALUE: return "BAD_VALUE (a value out of range)";
+  case SP_ERR_PEER_MISMATCH:
+    return "PEER_MISMATCH (the kernel reports another pid or uid for this connection than HELLO "
+           "names: a PID namespace between program and broker, or a per-user broker of another user)";
+  default: return "unknown error code";
+  }
+}
+
+/* One line per refusal: why this process runs without the broker. */
+static void report_error(uint64_t code) {
+  g_refused = (int)code;
+  if (sp_log)
+    sp_log(SP_LOG_WARN, "broker at %s refused this process: error %llu %s; running with standalone budgets",
+           g_path, (unsigned long long)code, error_text(code));
+  else
+    fprintf(stderr, "spillover: broker at %s refused this process: error %llu %s\n", g_path,
+            (unsigned long long)code, error_text(code));
+}
+
 /* Applies an unsolicited frame. Returns 0 if handled, -1 if the connection must go. */
 static int apply_push(const sp_frame *f) {
   if (f->type == SP_MSG_LEASE_UPDATE) {
@@ -97,6 +130,7 @@ static int apply_push(const sp_frame *f) {
     g_pressure = (int)f->b;
     return 0;
   }
+  if (f->type == SP_MSG_ERROR) report_error(f->a);
   return -1; /* ERROR, or anything we did not ask for */
 }
 
@@ -155,6 +189,7 @@ static int try_connect(const char *path) {
     close(fd);
     return -1;
   }
+  snprintf(g_path, sizeof g_path, "%s", path);
   return fd;
 }
 
@@ -187,6 +222,7 @@ int sp_broker_open(int gpu_count, uint64_t pinned_wanted, uint64_t *pinned_lease
   g_lease_cap = UINT64_MAX;
   g_lease_total = 0;
   g_pressure = SP_PRESSURE_OK;
+  g_refused = 0;
   g_fd = connect_broker();
   sp_frame w;
   int ok = g_fd >= 0 &&
@@ -199,6 +235,13 @@ int sp_broker_open(int gpu_count, uint64_t pinned_wanted, uint64_t *pinned_lease
   }
   pthread_mutex_unlock(&g_mu);
   return ok;
+}
+
+int sp_broker_refusal(void) {
+  pthread_mutex_lock(&g_mu);
+  int r = g_refused;
+  pthread_mutex_unlock(&g_mu);
+  return r;
 }
 
 int sp_broker_connected(void) {

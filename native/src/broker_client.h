@@ -16,6 +16,9 @@
 ** HELLO. Returns 1 when a broker answered (lease and grow step filled in), 0 when none runs. */
 int sp_broker_open(int gpu_count, uint64_t pinned_wanted, uint64_t *pinned_lease, uint64_t *grow_step);
 
+/* The sp_error_code of the broker's last ERROR frame (e.g. SP_ERR_PEER_MISMATCH), 0 if none. */
+int sp_broker_refusal(void);
+
 /* Returns 1 if connected to a broker. */
 int sp_broker_connected(void);
 

@@ -139,6 +139,7 @@ int sp_config_parse(sp_config *c) {
       fprintf(stderr, "spillover: SPILLOVER_LIBCUDA=\"%s\" cannot be opened (%s); spillover finds no driver there: unset it or point it at the driver's libcuda.so.1\n", c->libcuda, why);
   }
   if (path_var("SPILLOVER_LIBNVML", c->libnvml, sizeof(c->libnvml))) return -1;
+  if (path_var("SPILLOVER_TEST_HOST_ROOT", c->test_host_root, sizeof(c->test_host_root))) return -1;
   if (!c->stats_dir[0]) memcpy(c->stats_dir, "/dev/shm", 9);
   return 0;
 }

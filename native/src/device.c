@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "broker_client.h"
 #include "sp.h"
+#include "spillover_protocol.h"
 
 uint64_t sp_dev_vram_committed(const sp_dev *d) {
   return d->passthrough_bytes + d->vmm_dev_bytes + d->vram_pool.total * SP_PAGE;
@@ -28,7 +29,7 @@ void sp_dev_peaks(sp_dev *d) {
 
 int sp_pinned_can_commit(uint64_t extra) {
   uint64_t committed = sp_pinned_committed();
-  if (committed + extra > sp_g.pinned_limit) return 0;
+  if (!sp_pinned_limit_allows(committed + extra)) return 0;
   if (!sp_g.broker) return 1;
   if (committed + extra > sp_broker_lease_cap()) {
     sp_g.lease_denials++;
@@ -41,6 +42,14 @@ int sp_pinned_can_commit(uint64_t extra) {
   sp_g.pinned_lease += got;
   if (got < need) {
     sp_g.lease_denials++;
+    /* Unlike a full machine, a quota does not pass: say once why allocations now fail. */
+    static int quota_told;
+    if (deny == SP_DENY_QUOTA && !quota_told) {
+      quota_told = 1;
+      sp_log(SP_LOG_WARN, "the broker refused more pinned memory: this user is at its quota "
+                          "(lease %llu MiB); allocations past it return CUDA_ERROR_OUT_OF_MEMORY",
+             (unsigned long long)(total >> 20));
+    }
     return 0;
   }
   return 1;

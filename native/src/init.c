@@ -25,19 +25,6 @@ uint64_t sp_now_ns(void) {
 void sp_lock(void) { pthread_mutex_lock(&sp_g.lock); }
 void sp_unlock(void) { pthread_mutex_unlock(&sp_g.lock); }
 
-static void read_meminfo(uint64_t *total, uint64_t *avail) {
-  FILE *f = fopen("/proc/meminfo", "r");
-  char line[256];
-  *total = *avail = 0;
-  if (!f) return;
-  while (fgets(line, sizeof(line), f)) {
-    unsigned long long kb;
-    if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) *total = kb * 1024ull;
-    else if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) *avail = kb * 1024ull;
-  }
-  fclose(f);
-}
-
 static void on_exit_handler(void) {
   sp_lock();
   sp_exit_summary();
@@ -83,12 +70,8 @@ static void core_init(void) {
   }
   passthrough = sp_cfg.passthrough;
   if (passthrough) return;
-  read_meminfo(&sp_g.mem_total, &sp_g.mem_available);
-  uint64_t tenth = sp_g.mem_total / 10;
-  uint64_t host_reserve = sp_size_resolve(&sp_cfg.host_reserve, sp_g.mem_total, tenth > (4ull << 30) ? tenth : (4ull << 30));
-  uint64_t ceiling = sp_g.mem_available > host_reserve ? sp_g.mem_available - host_reserve : 0;
-  uint64_t lim = sp_size_resolve(&sp_cfg.pinned_limit, sp_g.mem_total, ceiling);
-  sp_g.pinned_limit = (lim > ceiling ? ceiling : lim) / SP_PAGE * SP_PAGE;
+  sp_pinned_limit_update();
+  uint64_t host_reserve = sp_host_reserve(sp_g.mem_total);
   sp_g.grow_step = 128ull << 20;
   sp_g.next_buffer_id = 1ull << 48;
   sp_g.start_ns = sp_now_ns();

@@ -1,8 +1,9 @@
 /*
 ** pool.c: pools of 2 MiB physical pages (one cuMemCreate handle each, since cuMemMap only maps a
 ** handle whole). VRAM pages are created on demand per device; pinned host pages are created in
-** chunks (pinning costs 0.2-0.5 s/GiB) within the pinned budget and the broker's lease. Freed
-** pages go back to their pool and are reused without new creates. All functions: lock held.
+** chunks (pinning costs 0.2-0.5 s/GiB) within the pinned budget and the broker's lease; a pool
+** that would grow past the budget first re-reads the host's memory (hostmem.c). Freed pages go
+** back to their pool and are reused without new creates. All functions: lock held.
 */
 #define _GNU_SOURCE
 #include <stdlib.h>
@@ -51,6 +52,8 @@ uint64_t sp_pinned_grow(uint64_t pages_wanted) {
   uint64_t step_pages = sp_g.grow_step / SP_PAGE;
   uint64_t want = pages_wanted > step_pages ? pages_wanted : step_pages;
   uint64_t committed = sp_pinned_committed();
+  /* Past the limit: the machine may have grown (or a cgroup shrunk) since it was read. */
+  if (committed + want * SP_PAGE > sp_g.pinned_limit) sp_pinned_limit_allows(committed + want * SP_PAGE);
   uint64_t room = sp_g.pinned_limit > committed ? (sp_g.pinned_limit - committed) / SP_PAGE : 0;
   if (want > room) want = room;
   if (want < pages_wanted) return 0;

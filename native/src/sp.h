@@ -69,6 +69,7 @@ typedef struct sp_config {
   char libcuda[512];
   char libnvml[512];
   int libcuda_reported; /* config.c already said SPILLOVER_LIBCUDA cannot be opened */
+  char test_host_root[512]; /* SPILLOVER_TEST_HOST_ROOT: a simulated /proc + /sys/fs/cgroup (tests) */
 } sp_config;
 
 extern sp_config sp_cfg;
@@ -94,6 +95,12 @@ uint64_t sp_pinned_grow(uint64_t pages_wanted); /* under lock; returns pages add
 void sp_vram_pool_trim(int dev, uint64_t pages);  /* release free VRAM pages (under lock) */
 void sp_pinned_trim_to_cap(void);                 /* broker lowered the cap: give free pages back */
 
+/* ---- host memory (hostmem.c) -------------------------------------------------------------- */
+void sp_host_mem(uint64_t *total, uint64_t *avail); /* MemTotal/MemAvailable, cgroup limit where lower */
+uint64_t sp_host_reserve(uint64_t total);           /* SPILLOVER_HOST_RESERVE, or max(4 GiB, 10%) */
+uint64_t sp_pinned_limit_update(void);              /* re-reads the host, sets sp_g.pinned_limit */
+int sp_pinned_limit_allows(uint64_t bytes);         /* within the limit, re-read if it falls short */
+
 /* ---- devices and budgets (device.c) ------------------------------------------------------- */
 typedef struct sp_dev {
   int ready;   /* 0 not yet, 1 initialised */
@@ -113,7 +120,7 @@ typedef struct sp_state {
   pthread_mutex_t lock;
   int core_ready;
   uint64_t mem_total, mem_available;
-  uint64_t pinned_limit; /* standalone budget (capped at MemAvailable - host reserve) */
+  uint64_t pinned_limit; /* pinned + room - host reserve (hostmem.c), within SPILLOVER_PINNED_LIMIT */
   uint64_t pinned_lease; /* broker grant so far */
   uint64_t grow_step;    /* pinned pool growth step, bytes */
   int broker;            /* connected */

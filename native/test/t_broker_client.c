@@ -34,7 +34,7 @@ int main(int argc, char **argv) {
     if (strcmp(op, "hello") == 0) {
       uint64_t lease = 0, step = 0;
       int ok = sp_broker_open((int)num(x), num(y), &lease, &step);
-      printf("hello connected=%d lease=%" PRIu64 " step=%" PRIu64 "\n", ok, lease, step);
+      printf("hello connected=%d lease=%" PRIu64 " step=%" PRIu64 " refused=%d\n", ok, lease, step, sp_broker_refusal());
     } else if (strcmp(op, "grow") == 0) {
       uint64_t total = 0;
       int reason = 0;

@@ -1,46 +1,48 @@
-// Wires the broker together: the lease book, the socket server, the pressure watchdog, telemetry
-// from stats records and the HTTP server. `spillover broker` calls startBroker and waits for a
-// signal; tests call it directly with a temp socket, fake /proc files and an ephemeral port.
+// Wires the broker together: the lease book, the socket server (peer credentials from the kernel),
+// the watchdog (pressure level and a budget that follows the host), telemetry and the HTTP API.
+// `spillover broker` calls startBroker and waits for a signal; tests call it directly with a temp
+// socket, a simulated /proc and /sys/fs/cgroup tree and an ephemeral port.
 
 import { readFileSync } from "node:fs";
 import { chmod, chown, unlink } from "node:fs/promises";
 import net from "node:net";
 import { createAdaptorServer, type ServerType } from "@hono/node-server";
 import type { BrokerConfig } from "../config/schema.js";
-import { type GpuInfo, queryGpus } from "../gpu/nvidia-smi.js";
-import { PressureLevel } from "../protocol/frame.js";
 import { SpilloverError } from "../util/errors.js";
-import { History, Ring } from "./history.js";
+import { budgetTarget } from "./budget.js";
+import { Ring } from "./history.js";
 import { createApp } from "./http.js";
 import { LeaseBook } from "./leases.js";
 import type { Logger } from "./log.js";
 import { createMetrics } from "./metrics.js";
 import { apiSocketPath, prepareSocketDir } from "./paths.js";
-import {
-  classify,
-  DEFAULT_PROC,
-  type MemorySample,
-  type ProcPaths,
-  sampleMemory,
-} from "./pressure.js";
-import { scanProcesses } from "./procs.js";
+import { kernelPeerCred, type PeerCredReader } from "./peercred.js";
+import { DEFAULT_HOST, type HostPaths, type PressureThresholds, sampleMemory } from "./pressure.js";
+import { buildQuotas, type Group, parseGroups, parsePasswd } from "./quota.js";
 import { BrokerServer, type LeaseEvent } from "./server.js";
-import { type BrokerStatus, type ClientView, PRESSURE_NAMES } from "./status.js";
-import type { ProcessView } from "./view.js";
+import { type BrokerStatus, projectStatus } from "./status.js";
+import { Telemetry } from "./telemetry.js";
+import { Watchdog } from "./watchdog.js";
 
 export interface BrokerOptions {
   readonly config: BrokerConfig;
   readonly socketPath: string;
-  /** Host reserve for the default budget: MemAvailable at start minus this. */
+  /** Host reserve: the budget is the room the host has minus this (default max(4 GiB, 10%)). */
   readonly hostReserve?: number | undefined;
   readonly statsDir: string;
   readonly log: Logger;
   readonly uid?: number;
-  readonly proc?: ProcPaths;
+  /** /proc and /sys/fs/cgroup, or a simulated tree (tests). */
+  readonly host?: HostPaths;
+  /** Where client pids are looked up (default host.procRoot). */
   readonly procRoot?: string;
+  /** Who is on the other end of a connection (default: the kernel, via native/build/peercred.node). */
+  readonly peerCred?: PeerCredReader;
+  /** /etc/passwd and /etc/group text (quota names, user names in status); read when absent. */
+  readonly accounts?: { readonly passwd: string; readonly group: string };
   /** false: no HTTP server at all. */
   readonly http?: boolean;
-  /** Environment for nvidia-smi (NVIDIA_SMI overrides the binary). */
+  /** Environment for nvidia-smi (NVIDIA_SMI overrides the binary) and the addon lookup. */
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -70,174 +72,171 @@ async function claimSocket(path: string): Promise<void> {
   await unlink(path).catch(() => undefined);
 }
 
-function groupId(name: string): number | undefined {
-  try {
-    for (const line of readFileSync("/etc/group", "utf8").split("\n")) {
-      const f = line.split(":");
-      if (f[0] === name && f[2] !== undefined) return Number(f[2]);
+function readAccounts(): { passwd: string; group: string } {
+  const read = (p: string) => {
+    try {
+      return readFileSync(p, "utf8");
+    } catch {
+      return "";
     }
-  } catch {
-    // no /etc/group: fall through
-  }
-  return /^\d+$/.test(name) ? Number(name) : undefined;
+  };
+  return { passwd: read("/etc/passwd"), group: read("/etc/group") };
 }
 
-export function defaultHostReserve(memTotal: number): number {
-  return Math.max(4 * 2 ** 30, Math.floor(memTotal / 10));
+/** The account lists and the quota table; a quota naming no account stops the broker. */
+function loadAccounts(cfg: BrokerConfig, text: { passwd: string; group: string }) {
+  const users = parsePasswd(text.passwd);
+  const groups = parseGroups(text.group);
+  const { quotas, problems } = buildQuotas(cfg.quota, users, groups);
+  if (problems.length > 0) throw new SpilloverError("ERR_CONFIG", problems.join("\nspillover: "));
+  return {
+    groups,
+    quotas: cfg.quota ? quotas : undefined,
+    userName: (uid: number) => users.find((a) => a.uid === uid)?.name,
+  };
 }
 
-export async function startBroker(o: BrokerOptions): Promise<BrokerHandle> {
-  const cfg = o.config;
-  const uid = o.uid ?? process.getuid?.() ?? 0;
-  const proc = o.proc ?? DEFAULT_PROC;
-  const started = Date.now();
-  const first = await sampleMemory(proc);
-  if (!first)
-    throw new SpilloverError(
-      "ERR_BROKER",
-      `cannot read ${proc.meminfo}: the broker needs it to size the pinned budget`,
-    );
-  const reserve = o.hostReserve ?? defaultHostReserve(first.mem.memTotal);
-  const budget = cfg.pinned_budget ?? Math.max(0, first.mem.memAvailable - reserve);
-  const book = new LeaseBook({
-    pinnedBudget: budget,
-    growStep: cfg.grow_step,
-    initialGrant: cfg.initial_grant,
-    clientPinnedMax: cfg.client_pinned_max,
-  });
-  const events = new Ring<LeaseEvent>(200);
-  const eventCounts: Record<string, number> = {};
-  const server = new BrokerServer({
-    book,
-    log: o.log,
-    uid,
-    system: cfg.system,
-    ...(o.procRoot !== undefined ? { procRoot: o.procRoot } : {}),
-    onEvent: (e) => {
-      events.push(e);
-      eventCounts[e.kind] = (eventCounts[e.kind] ?? 0) + 1;
+/** The last 200 lease events and a count per kind since start (status, metrics, dashboard). */
+function eventLog() {
+  const ring = new Ring<LeaseEvent>(200);
+  const counts: Record<string, number> = {};
+  return {
+    ring,
+    counts,
+    push(e: LeaseEvent) {
+      ring.push(e);
+      counts[e.kind] = (counts[e.kind] ?? 0) + 1;
     },
-  });
+  };
+}
 
-  await prepareSocketDir(o.socketPath, uid, cfg.system);
-  await claimSocket(o.socketPath);
-  await server.listen(o.socketPath);
-  if (cfg.system) {
-    await chmod(o.socketPath, 0o660);
-    if (cfg.group !== undefined) {
-      const gid = groupId(cfg.group);
-      if (gid === undefined)
-        throw new SpilloverError(
-          "ERR_CONFIG",
-          `broker.group = ${JSON.stringify(cfg.group)}: no such group in /etc/group`,
-        );
-      await chown(o.socketPath, -1, gid);
-    }
-  } else {
-    await chmod(o.socketPath, 0o600);
-  }
-
-  let sample: MemorySample = first;
-  let why = "ok";
-  let processes: ProcessView[] = [];
-  const history = new History(Math.ceil((cfg.history_minutes * 60_000) / cfg.telemetry_ms));
-  const listeners = new Set<() => void>();
-  const thresholds = {
+function thresholds(cfg: BrokerConfig): PressureThresholds {
+  return {
     warnAvailable: cfg.warn_available,
     criticalAvailable: cfg.critical_available,
     psiWarn: cfg.psi_warn,
     psiCritical: cfg.psi_critical,
   };
+}
 
-  const applyPressure = (s: MemorySample) => {
-    sample = s;
-    const c = classify(s, thresholds);
-    why = c.why;
-    if (book.setPressure(c.level)) {
-      o.log.log(c.level === PressureLevel.OK ? "info" : "warn", "pressure level changed", {
-        level: PRESSURE_NAMES[c.level],
-        why: c.why,
-      });
-      events.push({
-        t: Date.now(),
-        pid: 0,
-        kind: "deny",
-        bytes: 0,
-        detail: `pressure ${PRESSURE_NAMES[c.level]}: ${c.why}`,
-      });
-      server.pushLeaseUpdates();
-    }
-  };
-  applyPressure(first);
+function groupId(name: string, groups: readonly Group[]): number | undefined {
+  const g = groups.find((x) => x.name === name);
+  return g?.gid ?? (/^\d+$/.test(name) ? Number(name) : undefined);
+}
 
-  let sampling = false;
-  const pressureTimer = setInterval(() => {
-    if (sampling) return;
-    sampling = true;
-    void sampleMemory(proc)
-      .then((s) => {
-        if (s) applyPressure(s);
-      })
-      .finally(() => {
-        sampling = false;
-      });
-  }, cfg.sample_ms);
+/** Listens on the broker socket with its permissions: 0600, or 0660 and broker.group (system). */
+async function listenBrokerSocket(
+  server: BrokerServer,
+  path: string,
+  uid: number,
+  cfg: BrokerConfig,
+  groups: readonly Group[],
+): Promise<void> {
+  await prepareSocketDir(path, uid, cfg.system);
+  await claimSocket(path);
+  await server.listen(path);
+  if (!cfg.system) return chmod(path, 0o600);
+  await chmod(path, 0o660);
+  if (cfg.group === undefined) return;
+  const gid = groupId(cfg.group, groups);
+  if (gid === undefined)
+    throw new SpilloverError(
+      "ERR_CONFIG",
+      `broker.group = ${JSON.stringify(cfg.group)}: no such group in /etc/group`,
+    );
+  await chown(path, -1, gid);
+}
 
-  let scanning = false;
-  const tick = async () => {
-    if (scanning) return;
-    scanning = true;
-    try {
-      const r = await scanProcesses({
-        dir: o.statsDir,
-        uid: cfg.system ? undefined : uid,
-        ...(o.procRoot !== undefined ? { procRoot: o.procRoot } : {}),
-      });
-      processes = r.processes;
-      history.push({
-        t: Date.now() / 1000,
-        vram: processes.reduce((s, p) => s + p.vram, 0),
-        pinned: processes.reduce((s, p) => s + p.pinned, 0),
-        swap: processes.reduce((s, p) => s + p.swap, 0),
-        pinnedLeased: book.leased,
-        memAvailable: sample.mem.memAvailable,
-        psiSome: sample.psi?.someAvg10 ?? 0,
-        psiFull: sample.psi?.fullAvg10 ?? 0,
-        pressure: book.pressure,
-      });
-      for (const fn of listeners) fn();
-    } catch (e) {
-      o.log.log("warn", "telemetry scan failed", { error: String(e) });
-    } finally {
-      scanning = false;
-    }
-  };
-  const telemetryTimer = setInterval(() => void tick(), cfg.telemetry_ms);
-  // GPU facts for the API and dashboard; a machine without nvidia-smi simply has none.
-  let gpus: readonly GpuInfo[] = [];
-  const refreshGpus = async () => {
-    const q = await queryGpus(o.env ?? process.env);
-    gpus = q.ok ? q.gpus : [];
-  };
-  void refreshGpus();
-  const gpuTimer = setInterval(() => void refreshGpus(), 10_000);
-  gpuTimer.unref();
-  void tick();
+/** The HTTP API and dashboard on broker.http_host:http_port; resolves to the port bound. */
+function listenTcp(srv: ServerType, cfg: BrokerConfig): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    srv.once("error", (e: NodeJS.ErrnoException) =>
+      reject(
+        new SpilloverError(
+          "ERR_BROKER",
+          `cannot listen on ${cfg.http_host}:${cfg.http_port} (${e.code ?? e.message}); use --http-port`,
+        ),
+      ),
+    );
+    srv.listen(cfg.http_port, cfg.http_host, () => {
+      const a = srv.address();
+      resolve(typeof a === "object" && a ? a.port : cfg.http_port);
+    });
+  });
+}
 
-  const status = (): BrokerStatus => {
-    const clients: ClientView[] = book.list().map((c) => ({
-      pid: c.pid,
-      gpus: c.gpus,
-      pinnedLease: c.pinned,
-      pinnedPeak: c.pinnedPeak,
-      vram: Object.fromEntries([...c.vram].map(([k, v]) => [String(k), v])),
-      grants: c.grants,
-      denials: c.denials,
-      sinceMs: c.since,
-    }));
-    return {
-      version: 1,
-      source: "broker",
+function listen(srv: ServerType, path: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    srv.once("error", reject);
+    srv.listen(path, () => resolve());
+  });
+}
+
+function closeHttp(srv: ServerType): Promise<void> {
+  (srv as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+  return new Promise<void>((r) => srv.close(() => r()));
+}
+
+export async function startBroker(o: BrokerOptions): Promise<BrokerHandle> {
+  const cfg = o.config;
+  const uid = o.uid ?? process.getuid?.() ?? 0;
+  const host = o.host ?? DEFAULT_HOST;
+  const procRoot = o.procRoot ?? host.procRoot;
+  const env = o.env ?? process.env;
+  const started = Date.now();
+  const peerCred = o.peerCred ?? kernelPeerCred(env);
+  const { groups, quotas, userName } = loadAccounts(cfg, o.accounts ?? readAccounts());
+  const first = await sampleMemory(host);
+  if (!first)
+    throw new SpilloverError(
+      "ERR_BROKER",
+      `cannot read ${host.procRoot}/meminfo: the broker needs it to size the pinned budget`,
+    );
+  const follows = cfg.pinned_budget === undefined;
+  const book = new LeaseBook({
+    pinnedBudget: cfg.pinned_budget ?? budgetTarget(first, 0, o.hostReserve),
+    growStep: cfg.grow_step,
+    initialGrant: cfg.initial_grant,
+    clientPinnedMax: cfg.client_pinned_max,
+    quotas,
+  });
+  const events = eventLog();
+  const onEvent = (e: LeaseEvent) => events.push(e);
+  const server = new BrokerServer({
+    book,
+    log: o.log,
+    uid,
+    system: cfg.system,
+    peerCred,
+    procRoot,
+    onEvent,
+  });
+  const watchdog = new Watchdog(
+    {
+      book,
+      host,
+      thresholds: thresholds(cfg),
+      sampleMs: cfg.sample_ms,
+      follow: follows ? { reserve: o.hostReserve } : false,
+      log: o.log,
+      onChange: () => server.pushLeaseUpdates(),
+      onEvent,
+    },
+    first,
+  );
+  const telemetry = new Telemetry({
+    statsDir: o.statsDir,
+    uid: cfg.system ? undefined : uid,
+    procRoot,
+    telemetryMs: cfg.telemetry_ms,
+    historyMinutes: cfg.history_minutes,
+    book,
+    sample: () => watchdog.sample,
+    log: o.log,
+    env,
+  });
+  const status = (): BrokerStatus =>
+    projectStatus({
       broker: {
         pid: process.pid,
         socket: o.socketPath,
@@ -245,86 +244,71 @@ export async function startBroker(o: BrokerOptions): Promise<BrokerHandle> {
         startedMs: started,
         nowMs: Date.now(),
       },
-      budgets: {
-        pinnedBudget: book.policy.pinnedBudget,
-        pinnedLeased: book.leased,
-        pinnedFree: book.free,
-        growStep: book.policy.growStep,
-        vramTotal: Object.fromEntries([...book.vramTotals()].map(([k, v]) => [String(k), v])),
-      },
-      pressure: {
-        level: PRESSURE_NAMES[book.pressure],
-        levelCode: book.pressure,
-        why,
-        memTotal: sample.mem.memTotal,
-        memAvailable: sample.mem.memAvailable,
-        swapTotal: sample.mem.swapTotal,
-        swapFree: sample.mem.swapFree,
-        psiSome: sample.psi?.someAvg10 ?? null,
-        psiFull: sample.psi?.fullAvg10 ?? null,
-      },
-      gpus,
-      clients,
-      processes,
-      events: events.list(),
-      eventCounts: { ...eventCounts },
-    };
-  };
+      book,
+      sample: watchdog.sample,
+      why: watchdog.why,
+      follows,
+      target: follows ? watchdog.target : book.budget,
+      hostReserve: watchdog.reserve,
+      gpus: telemetry.gpus,
+      processes: telemetry.processes,
+      events: events.ring.list(),
+      eventCounts: events.counts,
+      userName,
+    });
 
-  let http: ServerType | undefined;
-  let httpPort: number | undefined;
   const app = createApp({
     status,
-    history: (since) => history.columns(since),
+    history: (since) => telemetry.history.columns(since),
     registry: createMetrics(status),
-    subscribe: (fn) => {
-      listeners.add(fn);
-      return () => listeners.delete(fn);
-    },
+    subscribe: (fn) => telemetry.subscribe(fn),
   });
   // The same API on a Unix socket beside the broker socket: `spillover status` finds it without
   // knowing the TCP port, and its permissions are the directory's.
   const apiSocket = apiSocketPath(o.socketPath);
-  await unlink(apiSocket).catch(() => undefined);
   const apiServer = createAdaptorServer({ fetch: app.fetch });
-  await new Promise<void>((resolve, reject) => {
-    apiServer.once("error", reject);
-    apiServer.listen(apiSocket, () => resolve());
-  });
-  await chmod(apiSocket, cfg.system ? 0o660 : 0o600);
-  if (o.http !== false) {
-    http = createAdaptorServer({ fetch: app.fetch });
-    const srv = http;
-    httpPort = await new Promise<number>((resolve, reject) => {
-      srv.once("error", (e: NodeJS.ErrnoException) =>
-        reject(
-          new SpilloverError(
-            "ERR_BROKER",
-            `cannot listen on ${cfg.http_host}:${cfg.http_port} (${e.code ?? e.message}); use --http-port`,
-          ),
-        ),
-      );
-      srv.listen(cfg.http_port, cfg.http_host, () => {
-        const a = srv.address();
-        resolve(typeof a === "object" && a ? a.port : cfg.http_port);
-      });
-    }).catch(async (e: unknown) => {
-      clearInterval(pressureTimer);
-      clearInterval(telemetryTimer);
-      clearInterval(gpuTimer);
-      await server.close();
-      await new Promise<void>((r) => apiServer.close(() => r()));
-      await unlink(o.socketPath).catch(() => undefined);
-      await unlink(apiSocket).catch(() => undefined);
-      throw e;
-    });
+  let http: ServerType | undefined;
+
+  /**
+   * Stops whatever has started and removes the socket files this broker listens on (never those
+   * of another broker that answered first); the error path of startBroker uses it too.
+   */
+  const close = async () => {
+    watchdog.stop();
+    telemetry.stop();
+    const own = { socket: server.listening, api: apiServer.listening };
+    if (own.socket) await server.close();
+    if (own.api) await closeHttp(apiServer);
+    if (http?.listening) await closeHttp(http);
+    if (own.api) await unlink(apiSocket).catch(() => undefined);
+    if (own.socket) await unlink(o.socketPath).catch(() => undefined);
+  };
+
+  let httpPort: number | undefined;
+  try {
+    await listenBrokerSocket(server, o.socketPath, uid, cfg, groups);
+    watchdog.start();
+    telemetry.start();
+    await unlink(apiSocket).catch(() => undefined);
+    await listen(apiServer, apiSocket);
+    await chmod(apiSocket, cfg.system ? 0o660 : 0o600);
+    if (o.http !== false) {
+      http = createAdaptorServer({ fetch: app.fetch });
+      httpPort = await listenTcp(http, cfg);
+    }
+  } catch (e) {
+    await close();
+    throw e;
   }
   o.log.log("info", "broker started", {
     socket: o.socketPath,
     http: httpPort !== undefined ? `http://${cfg.http_host}:${httpPort}/` : null,
-    pinned_budget: budget,
+    pinned_budget: book.budget,
+    budget_follows_host: follows,
     grow_step: cfg.grow_step,
     mem_available: first.mem.memAvailable,
+    cgroup_max: first.cgroup?.max ?? null,
+    quotas: cfg.quota !== undefined,
     system: cfg.system,
   });
 
@@ -334,20 +318,7 @@ export async function startBroker(o: BrokerOptions): Promise<BrokerHandle> {
     status,
     book,
     async close() {
-      clearInterval(pressureTimer);
-      clearInterval(telemetryTimer);
-      clearInterval(gpuTimer);
-      listeners.clear();
-      await server.close();
-      (apiServer as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-      await new Promise<void>((r) => apiServer.close(() => r()));
-      await unlink(apiSocket).catch(() => undefined);
-      if (http) {
-        const h = http;
-        (h as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-        await new Promise<void>((r) => h.close(() => r()));
-      }
-      await unlink(o.socketPath).catch(() => undefined);
+      await close();
       o.log.log("info", "broker stopped", {});
     },
   };

@@ -7,6 +7,8 @@ export interface HistoryPoint {
   readonly pinned: number;
   readonly swap: number;
   readonly pinnedLeased: number;
+  /** The pinned budget then (it follows the host's memory). */
+  readonly pinnedBudget: number;
   readonly memAvailable: number;
   readonly psiSome: number;
   readonly psiFull: number;
@@ -19,6 +21,7 @@ export const HISTORY_COLUMNS = [
   "pinned",
   "swap",
   "pinnedLeased",
+  "pinnedBudget",
   "memAvailable",
   "psiSome",
   "psiFull",

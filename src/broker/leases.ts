@@ -1,9 +1,12 @@
-// The lease book: who holds how much pinned host memory (one machine-wide budget) and VRAM (one
-// budget per GPU). Pure policy, no I/O: the socket server calls it, tests drive it directly.
-// Invariant: the sum of pinned leases never exceeds the pinned budget; the sum of VRAM grants on a
-// GPU never exceeds that GPU's known VRAM.
+// The lease book: who holds how much pinned host memory (one machine-wide budget, and a quota per
+// user where configured) and VRAM (one budget per GPU). Pure policy, no I/O: the socket server
+// calls it, tests drive it directly. Invariants: no grant takes the sum of pinned leases past the
+// pinned budget, nor a user's leases past that user's quota; the sum of VRAM grants on a GPU
+// never exceeds that GPU's known VRAM. The budget may move (it follows the host's memory): when
+// it shrinks below what is leased, nothing is taken away; growth stops until leases come back.
 
 import { DenyReason, PressureLevel } from "../protocol/frame.js";
+import type { Quotas } from "./quota.js";
 
 export interface LeasePolicy {
   /** Machine-wide pinned host memory the broker may lease, bytes. */
@@ -14,11 +17,22 @@ export interface LeasePolicy {
   readonly initialGrant: number;
   /** Largest pinned lease one client may hold (undefined: the whole budget). */
   readonly clientPinnedMax?: number | undefined;
+  /** Per-user quotas (undefined: none). */
+  readonly quotas?: Quotas | undefined;
+}
+
+/** Who a lease belongs to: the kernel's credentials of the connecting process (SO_PEERCRED). */
+export interface Owner {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
 }
 
 export interface ClientLease {
   readonly id: number;
   readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
   readonly gpus: number;
   pinned: number;
   pinnedPeak: number;
@@ -34,13 +48,39 @@ export interface GrowResult {
   readonly reason: DenyReason;
 }
 
+export interface UserLease {
+  readonly uid: number;
+  readonly pinned: number;
+  readonly clients: number;
+  /** Requests cut short by the quota since the broker started. */
+  readonly quotaDenials: number;
+  readonly quota?: { readonly bytes: number; readonly source: string } | undefined;
+}
+
 export class LeaseBook {
   private readonly clients = new Map<number, ClientLease>();
   private readonly vramTotal = new Map<number, number>();
+  private readonly quotaDenials = new Map<number, number>();
   private pinnedLeased = 0;
   private level: PressureLevel = PressureLevel.OK;
+  private pinnedBudget: number;
 
-  constructor(readonly policy: LeasePolicy) {}
+  constructor(readonly policy: LeasePolicy) {
+    this.pinnedBudget = policy.pinnedBudget;
+  }
+
+  /** The pinned budget now (policy.pinnedBudget at start; moves with setBudget). */
+  get budget(): number {
+    return this.pinnedBudget;
+  }
+
+  /** Returns true when the budget changed (the server then pushes LEASE_UPDATE: caps moved). */
+  setBudget(bytes: number): boolean {
+    const b = Math.max(0, Math.floor(bytes));
+    if (b === this.pinnedBudget) return false;
+    this.pinnedBudget = b;
+    return true;
+  }
 
   get pressure(): PressureLevel {
     return this.level;
@@ -58,7 +98,34 @@ export class LeaseBook {
   }
 
   get free(): number {
-    return Math.max(0, this.policy.pinnedBudget - this.pinnedLeased);
+    return Math.max(0, this.pinnedBudget - this.pinnedLeased);
+  }
+
+  /** Pinned bytes leased to all clients of `uid`. */
+  userLeased(uid: number): number {
+    let n = 0;
+    for (const c of this.clients.values()) if (c.uid === uid) n += c.pinned;
+    return n;
+  }
+
+  private quotaOf(c: ClientLease): { bytes: number; source: string } | undefined {
+    return this.policy.quotas?.limit(c.uid, c.gid, this.pinnedBudget);
+  }
+
+  /** Per-user totals, for status and metrics (users with a client now, or refused before). */
+  users(): UserLease[] {
+    const uids = new Map<number, number>();
+    for (const c of this.clients.values()) uids.set(c.uid, c.gid);
+    for (const uid of this.quotaDenials.keys()) if (!uids.has(uid)) uids.set(uid, -1);
+    return [...uids]
+      .sort((a, b) => a[0] - b[0])
+      .map(([uid, gid]) => ({
+        uid,
+        pinned: this.userLeased(uid),
+        clients: [...this.clients.values()].filter((c) => c.uid === uid).length,
+        quotaDenials: this.quotaDenials.get(uid) ?? 0,
+        quota: this.policy.quotas?.limit(uid, gid, this.pinnedBudget),
+      }));
   }
 
   list(): readonly ClientLease[] {
@@ -84,7 +151,11 @@ export class LeaseBook {
     if (this.level === PressureLevel.WARN) cut(this.policy.growStep, DenyReason.PRESSURE);
     if (this.policy.clientPinnedMax !== undefined)
       cut(this.policy.clientPinnedMax - c.pinned, DenyReason.CLIENT_LIMIT);
+    const quota = this.quotaOf(c);
+    if (quota !== undefined) cut(quota.bytes - this.userLeased(c.uid), DenyReason.QUOTA);
     cut(this.free, DenyReason.BUDGET);
+    if ((reason as DenyReason) === DenyReason.QUOTA)
+      this.quotaDenials.set(c.uid, (this.quotaDenials.get(c.uid) ?? 0) + 1);
     return { bytes, reason };
   }
 
@@ -95,10 +166,12 @@ export class LeaseBook {
   }
 
   /** HELLO: registers the client and makes its initial grant (at most policy.initialGrant). */
-  hello(id: number, pid: number, gpus: number, wanted: number, now: number): number {
+  hello(id: number, owner: Owner, gpus: number, wanted: number, now: number): number {
     const c: ClientLease = {
       id,
-      pid,
+      pid: owner.pid,
+      uid: owner.uid,
+      gid: owner.gid,
       gpus,
       pinned: 0,
       pinnedPeak: 0,
@@ -169,6 +242,9 @@ export class LeaseBook {
     let cap = c.pinned + this.free;
     if (this.policy.clientPinnedMax !== undefined)
       cap = Math.min(cap, Math.max(c.pinned, this.policy.clientPinnedMax));
+    const quota = this.quotaOf(c);
+    if (quota !== undefined)
+      cap = Math.min(cap, c.pinned + Math.max(0, quota.bytes - this.userLeased(c.uid)));
     return cap;
   }
 

@@ -57,6 +57,59 @@ export function createMetrics(snapshot: () => BrokerStatus): Registry {
       for (const c of s().clients) this.set({ pid: String(c.pid) }, c.pinnedLease);
     },
   });
+  const userLabels = (u: { uid: number; user: string | null }) => ({
+    uid: String(u.uid),
+    user: u.user ?? "",
+  });
+  new Gauge({
+    name: "spillover_user_pinned_leased_bytes",
+    help: "Pinned lease per user (the kernel's uid of each client)",
+    labelNames: ["uid", "user"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const u of s().users ?? []) this.set(userLabels(u), u.pinnedLeased);
+    },
+  });
+  new Gauge({
+    name: "spillover_user_pinned_quota_bytes",
+    help: "Pinned quota per user ([broker.quota]; only users with one), at the current budget",
+    labelNames: ["uid", "user"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const u of s().users ?? []) if (u.quota !== null) this.set(userLabels(u), u.quota);
+    },
+  });
+  new Counter({
+    name: "spillover_user_quota_denials_total",
+    help: "Pinned requests cut short by the user's quota",
+    labelNames: ["uid", "user"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const u of s().users ?? [])
+        if (u.quotaDenials > 0) this.inc(userLabels(u), u.quotaDenials);
+    },
+  });
+  new Gauge({
+    name: "spillover_pinned_budget_target_bytes",
+    help: "The pinned budget the host's memory supports now (MemAvailable, or the cgroup limit where lower); the budget follows it past a hysteresis band",
+    registers: [registry],
+    collect() {
+      this.set(s().budgets.target ?? s().budgets.pinnedBudget);
+    },
+  });
+  new Gauge({
+    name: "spillover_cgroup_memory_max_bytes",
+    help: "The lowest memory.max on the broker's cgroup path (absent without a limit)",
+    registers: [registry],
+    collect() {
+      this.reset();
+      const max = s().pressure.cgroupMax;
+      if (max !== null && max !== undefined) this.set(max);
+    },
+  });
   new Gauge({
     name: "spillover_tier_bytes",
     help: "Bytes of each process's device memory in each tier, per GPU (vram includes small pass-through allocations)",

@@ -1,10 +1,11 @@
 // The broker's socket side: accepts interposer connections, runs each through the protocol state
 // machine (HELLO first, then requests), answers from the lease book, pushes LEASE_UPDATE when the
-// pressure level changes, and reclaims a client's lease the moment its socket closes or its pid
-// disappears. A connection that sends anything malformed or out of order gets an ERROR frame and
-// is closed, with the reason logged; other connections are unaffected.
+// pressure level or the budget changes, and reclaims a client's lease the moment its socket
+// closes or its pid disappears. Who a client is comes from the kernel (SO_PEERCRED, read when the
+// connection is accepted), never from HELLO: a HELLO naming another pid is refused
+// (PEER_MISMATCH). A connection that sends anything malformed or out of order gets an ERROR frame
+// and is closed, with the reason logged; other connections are unaffected.
 
-import { stat } from "node:fs/promises";
 import net from "node:net";
 import {
   DenyReason,
@@ -21,6 +22,8 @@ import {
 } from "../protocol/frame.js";
 import type { LeaseBook } from "./leases.js";
 import type { Logger } from "./log.js";
+import type { PeerCred, PeerCredReader } from "./peercred.js";
+import { pidAlive } from "./procs.js";
 
 const MAX_PID = 4_194_304; // PID_MAX_LIMIT on 64-bit Linux
 const MAX_GPUS = 64;
@@ -30,7 +33,7 @@ const MAX_FRAMES_PER_READ = 256;
 export interface LeaseEvent {
   readonly t: number;
   readonly pid: number;
-  readonly kind: "hello" | "grow" | "deny" | "return" | "vram" | "release";
+  readonly kind: "hello" | "grow" | "deny" | "return" | "vram" | "release" | "budget";
   readonly bytes: number;
   readonly detail?: string;
 }
@@ -38,9 +41,11 @@ export interface LeaseEvent {
 export interface ServerOptions {
   readonly book: LeaseBook;
   readonly log: Logger;
-  /** Our uid: a client's /proc/<pid> must belong to it (user broker), unless `system`. */
+  /** Our uid: a client's kernel uid must be it (user broker), unless `system`. */
   readonly uid: number;
   readonly system: boolean;
+  /** The kernel's credentials of a connection (SO_PEERCRED; tests may stand in for it). */
+  readonly peerCred: PeerCredReader;
   /** How often the pid of every client is checked (ms). */
   readonly pidPollMs?: number;
   readonly procRoot?: string;
@@ -53,10 +58,19 @@ interface Conn {
   readonly splitter: FrameSplitter;
   state: "new" | "ready" | "closed";
   pid: number;
+  /** Read at accept: who connected, or why that could not be read. */
+  readonly peer: PeerCred | { readonly error: string };
   lastSeq: bigint;
   /** Frames are handled one at a time (HELLO's /proc check is async). */
   queue: Promise<void>;
 }
+
+const DENY_NAMES: Readonly<Record<number, string>> = {
+  [DenyReason.BUDGET]: "budget",
+  [DenyReason.PRESSURE]: "pressure",
+  [DenyReason.CLIENT_LIMIT]: "client limit",
+  [DenyReason.QUOTA]: "quota",
+};
 
 const clamp = (v: bigint): number =>
   v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
@@ -91,6 +105,10 @@ export class BrokerServer {
     await new Promise<void>((r) => this.server.close(() => r()));
   }
 
+  get listening(): boolean {
+    return this.server.listening;
+  }
+
   get connectionCount(): number {
     return this.conns.size;
   }
@@ -105,6 +123,14 @@ export class BrokerServer {
     }
   }
 
+  private readPeer(sock: net.Socket): Conn["peer"] {
+    try {
+      return this.opts.peerCred(sock);
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+  }
+
   private accept(sock: net.Socket) {
     const c: Conn = {
       id: this.nextId++,
@@ -112,6 +138,7 @@ export class BrokerServer {
       splitter: new FrameSplitter(),
       state: "new",
       pid: 0,
+      peer: this.readPeer(sock),
       lastSeq: 0n,
       queue: Promise.resolve(),
     };
@@ -166,11 +193,14 @@ export class BrokerServer {
     c.sock.end();
     // A peer that never reads would keep the socket half-open: do not wait for it.
     setTimeout(() => c.sock.destroy(), 100).unref();
+    const peer = "pid" in c.peer ? c.peer : undefined;
     this.opts.log.log(level, "client disconnected", {
       conn: c.id,
       pid: c.pid || undefined,
       reason,
       error_code: code,
+      peer_pid: peer && peer.pid !== c.pid ? peer.pid : undefined,
+      peer_uid: peer?.uid,
       pinned_reclaimed: released?.pinned,
       vram_reclaimed: released?.vram,
     });
@@ -216,12 +246,28 @@ export class BrokerServer {
           return this.fail(c, ErrorCode.BAD_VALUE, `HELLO with pid ${pid}`);
         if (f.b > BigInt(MAX_GPUS))
           return this.fail(c, ErrorCode.BAD_VALUE, `HELLO with ${f.b} GPUs (at most ${MAX_GPUS})`);
-        const problem = await this.checkPid(Number(pid));
-        if (c.state !== "new") return; // closed while we looked
-        if (problem) return this.fail(c, ErrorCode.BAD_VALUE, `HELLO from pid ${pid}: ${problem}`);
-        c.pid = Number(pid);
+        const peer = c.peer;
+        if ("error" in peer)
+          return this.fail(
+            c,
+            ErrorCode.PEER_MISMATCH,
+            `peer credentials: cannot read SO_PEERCRED (${peer.error})`,
+          );
+        if (BigInt(peer.pid) !== pid)
+          return this.fail(
+            c,
+            ErrorCode.PEER_MISMATCH,
+            `peer credentials: HELLO names pid ${pid}, the kernel says pid ${peer.pid} (uid ${peer.uid}) connected`,
+          );
+        if (!this.opts.system && peer.uid !== this.opts.uid)
+          return this.fail(
+            c,
+            ErrorCode.PEER_MISMATCH,
+            `peer credentials: uid ${peer.uid} may not use the broker of uid ${this.opts.uid}`,
+          );
+        c.pid = peer.pid;
         c.state = "ready";
-        const granted = book.hello(c.id, c.pid, Number(f.b), clamp(f.c), Date.now());
+        const granted = book.hello(c.id, peer, Number(f.b), clamp(f.c), Date.now());
         this.send(
           c,
           frame(
@@ -235,6 +281,7 @@ export class BrokerServer {
         this.opts.log.log("info", "client connected", {
           conn: c.id,
           pid: c.pid,
+          uid: peer.uid,
           gpus: Number(f.b),
           pinned_wanted: clamp(f.c),
           pinned_granted: granted,
@@ -266,12 +313,7 @@ export class BrokerServer {
         if (r.granted > 0)
           this.opts.onEvent?.({ t: Date.now(), pid: c.pid, kind: "grow", bytes: r.granted });
         if (r.granted < want) {
-          const why =
-            r.reason === DenyReason.PRESSURE
-              ? "pressure"
-              : r.reason === DenyReason.CLIENT_LIMIT
-                ? "client limit"
-                : "budget";
+          const why = DENY_NAMES[r.reason] ?? "budget";
           this.opts.log.log("info", "pinned growth refused", {
             pid: c.pid,
             wanted: want,
@@ -302,24 +344,14 @@ export class BrokerServer {
     }
   }
 
-  /** A client's pid must exist (and, for a user broker, belong to our uid). */
-  private async checkPid(pid: number): Promise<string | undefined> {
-    try {
-      const st = await stat(`${this.procRoot}/${pid}`);
-      if (!this.opts.system && st.uid !== this.opts.uid)
-        return `process is owned by uid ${st.uid}, not ${this.opts.uid}`;
-      return undefined;
-    } catch {
-      return "no such process";
-    }
-  }
-
-  /** Reclaims the lease of any client whose process has gone (e.g. its socket leaked to a child). */
+  /**
+   * Reclaims the lease of any client whose process has gone while its socket stays open (the
+   * socket was inherited by a child that outlives it): the kernel's pid is the one that connected.
+   */
   private async checkPids(): Promise<void> {
     for (const c of [...this.conns.values()]) {
       if (c.state !== "ready") continue;
-      const problem = await this.checkPid(c.pid);
-      if (problem === "no such process") this.drop(c, `pid ${c.pid} has exited`, "info");
+      if (!(await pidAlive(c.pid, this.procRoot))) this.drop(c, `pid ${c.pid} has exited`, "info");
     }
   }
 }

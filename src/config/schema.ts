@@ -18,6 +18,24 @@ import { KNOBS, type KnobValues } from "./knobs.js";
 export type { SizeOrPercent } from "../util/size.js";
 export { LOG_LEVELS, type LogLevel } from "./knobs.js";
 
+/** [broker.quota]: a share of the pinned budget ("25%") or a size per user, per group, a default. */
+export const QuotaSchema = z.strictObject(
+  {
+    default: sizeOrPercentField().optional(),
+    users: z
+      .record(z.string(), sizeOrPercentField(), {
+        error: 'expected a table of user = size or share, e.g. { alice = "64G", bob = "25%" }',
+      })
+      .optional(),
+    groups: z
+      .record(z.string(), sizeOrPercentField(), {
+        error: 'expected a table of group = size or share, e.g. { ml = "50%" }',
+      })
+      .optional(),
+  },
+  { error: "expected a table ([broker.quota])" },
+);
+
 export const BrokerSchema = z.strictObject({
   system: boolField().optional(),
   group: stringField("a group name").optional(),
@@ -34,6 +52,7 @@ export const BrokerSchema = z.strictObject({
   sample_ms: intField(50, 5000).optional(),
   telemetry_ms: intField(100, 10000).optional(),
   history_minutes: intField(1, 120).optional(),
+  quota: QuotaSchema.optional(),
 });
 
 /** Every key optional: one layer (a file, the env, the flags) as the user wrote it. */
@@ -71,6 +90,7 @@ export interface BrokerConfig {
   readonly sample_ms: number;
   readonly telemetry_ms: number;
   readonly history_minutes: number;
+  readonly quota?: z.output<typeof QuotaSchema>;
 }
 
 export const BROKER_DEFAULTS: BrokerConfig = {

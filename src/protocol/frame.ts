@@ -20,7 +20,7 @@ export const MsgType = {
 } as const;
 export type MsgType = (typeof MsgType)[keyof typeof MsgType];
 
-export const DenyReason = { NONE: 0, BUDGET: 1, PRESSURE: 2, CLIENT_LIMIT: 3 } as const;
+export const DenyReason = { NONE: 0, BUDGET: 1, PRESSURE: 2, CLIENT_LIMIT: 3, QUOTA: 4 } as const;
 export type DenyReason = (typeof DenyReason)[keyof typeof DenyReason];
 
 export const PressureLevel = { OK: 0, WARN: 1, CRITICAL: 2 } as const;
@@ -32,6 +32,8 @@ export const ErrorCode = {
   BAD_TYPE: 3,
   OUT_OF_ORDER: 4,
   BAD_VALUE: 5,
+  /** HELLO disagrees with the kernel's SO_PEERCRED (pid; uid for a per-user broker). */
+  PEER_MISMATCH: 6,
 } as const;
 export type ProtoErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

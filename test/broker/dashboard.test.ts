@@ -53,6 +53,7 @@ describe("dashboard in headless Chromium", () => {
       pinned_budget: 512 * MiB,
       grow_step: 16 * MiB,
       initial_grant: 16 * MiB,
+      quota: { default: { percent: 50 } },
     });
     const b = broker;
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
@@ -108,6 +109,13 @@ describe("dashboard in headless Chromium", () => {
       const row = page.locator(`#proc-${proc.pid}`);
       expect(mib(await row.locator(".pinned-bytes").textContent())).toBe(pinned);
       expect(await page.textContent("#pinned-leased")).toMatch(/^\d+(\.\d)?MiB$/);
+      // the workload's user, with its lease against the 50% quota
+      const user = page.locator(`#user-${process.getuid?.()}`);
+      expect(await user.locator(".quota").textContent()).toBe("256MiB");
+      expect(await user.locator(".leased").textContent()).toBe(
+        await page.textContent("#pinned-leased"),
+      );
+      expect(await page.textContent("#budget-note")).toBe("fixed budget");
       expect(errors).toEqual([]);
       const dir = join(ROOT, "test/artifacts");
       mkdirSync(dir, { recursive: true });

@@ -1,5 +1,5 @@
 // Test helpers for the broker and protocol tests: compile the C test programs, a raw protocol
-// client in TS, a temp broker with fake /proc files, and an HTTP getter.
+// client in TS, a temp broker on a simulated /proc and /sys/fs/cgroup tree, and an HTTP getter.
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -16,6 +16,8 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type BrokerHandle, startBroker } from "../../src/broker/daemon.js";
 import { memoryLogger } from "../../src/broker/log.js";
+import type { PeerCredReader } from "../../src/broker/peercred.js";
+import type { HostPaths } from "../../src/broker/pressure.js";
 import { BROKER_DEFAULTS, type BrokerConfig } from "../../src/config/schema.js";
 import { decodeFrame, encodeFrame, FRAME_SIZE, type Frame } from "../../src/protocol/frame.js";
 
@@ -140,10 +142,12 @@ export interface TestBroker {
   readonly socket: string;
   readonly statsDir: string;
   readonly log: ReturnType<typeof memoryLogger>;
-  readonly meminfo: string;
-  readonly psi: string;
+  /** The simulated tree the broker reads memory facts from. */
+  readonly host: HostPaths;
   setMem(availableBytes: number, totalBytes?: number): void;
   setPsi(some: number, full: number): void;
+  /** memory.max (undefined: "max") and memory.current of the broker's simulated cgroup. */
+  setCgroup(max: number | undefined, current: number): void;
   get(path: string): Promise<{ status: number; body: string; type: string | null }>;
   close(): Promise<void>;
 }
@@ -157,19 +161,77 @@ function psiText(some: number, full: number): string {
   return `some avg10=${some.toFixed(2)} avg60=0.00 avg300=0.00 total=1\nfull avg10=${full.toFixed(2)} avg60=0.00 avg300=0.00 total=1\n`;
 }
 
-/** A broker on a temp socket with fake /proc/meminfo and PSI files and an ephemeral HTTP port. */
+/** Replaces a file at once, as the kernel's files change: a reader never sees half of one. */
+export function writeAtomic(path: string, text: string): void {
+  writeFileSync(`${path}.tmp`, text);
+  renameSync(`${path}.tmp`, path);
+}
+
+/** The cgroup a simulated tree puts "self" in (cgroup v2). */
+export const SIM_CGROUP = "/spillover.slice/test.scope";
+
+export interface SimulatedHost {
+  readonly host: HostPaths;
+  setMem(availableBytes: number, totalBytes?: number): void;
+  setPsi(some: number, full: number): void;
+  setCgroup(max: number | undefined, current: number): void;
+}
+
+/**
+ * A simulated /proc (meminfo, pressure/memory, self/cgroup) and /sys/fs/cgroup (v2, with
+ * memory.max and memory.current for SIM_CGROUP and its parent) under `dir`; 64 GiB of memory,
+ * 48 GiB available, no cgroup limit until setCgroup.
+ */
+export function simulatedHost(dir: string): SimulatedHost {
+  const procRoot = join(dir, "proc");
+  const cgroupRoot = join(dir, "sys/fs/cgroup");
+  const cg = join(cgroupRoot, SIM_CGROUP);
+  mkdirSync(join(procRoot, "pressure"), { recursive: true });
+  mkdirSync(join(procRoot, "self"), { recursive: true });
+  mkdirSync(cg, { recursive: true });
+  writeFileSync(join(procRoot, "self/cgroup"), `0::${SIM_CGROUP}\n`);
+  writeFileSync(join(cgroupRoot, "spillover.slice/memory.max"), "max\n");
+  let total = 64 * GiB;
+  const sim: SimulatedHost = {
+    host: { procRoot, cgroupRoot },
+    setMem(avail, t) {
+      total = t ?? total;
+      writeAtomic(join(procRoot, "meminfo"), meminfoText(total, avail));
+    },
+    setPsi(some, full) {
+      writeAtomic(join(procRoot, "pressure/memory"), psiText(some, full));
+    },
+    setCgroup(max, current) {
+      writeAtomic(join(cg, "memory.max"), `${max ?? "max"}\n`);
+      writeAtomic(join(cg, "memory.current"), `${current}\n`);
+    },
+  };
+  sim.setMem(48 * GiB);
+  sim.setPsi(0, 0);
+  sim.setCgroup(undefined, 0);
+  return sim;
+}
+
+export interface TestBrokerOptions {
+  readonly http?: boolean;
+  /** Stand-in for the kernel's SO_PEERCRED (default: the real one). */
+  readonly peerCred?: PeerCredReader;
+  readonly accounts?: { readonly passwd: string; readonly group: string };
+  /** Prepares the simulated host before the broker's first sample. */
+  readonly before?: (sim: SimulatedHost) => void;
+  readonly hostReserve?: number;
+}
+
+/** A broker on a temp socket, a simulated /proc and /sys/fs/cgroup tree and an ephemeral port. */
 export async function startTestBroker(
   cfg: Partial<BrokerConfig> = {},
-  opts: { http?: boolean } = {},
+  opts: TestBrokerOptions = {},
 ): Promise<TestBroker> {
   const dir = mkdtempSync(join(tmpdir(), "spillover-broker-"));
   const statsDir = join(dir, "shm");
   mkdirSync(statsDir);
-  const meminfo = join(dir, "meminfo");
-  const psi = join(dir, "psi");
-  let total = 64 * GiB;
-  writeFileSync(meminfo, meminfoText(total, 48 * GiB));
-  writeFileSync(psi, psiText(0, 0));
+  const sim = simulatedHost(dir);
+  opts.before?.(sim);
   const log = memoryLogger();
   const socket = join(dir, "run", "broker.sock");
   const handle = await startBroker({
@@ -177,8 +239,12 @@ export async function startTestBroker(
     socketPath: socket,
     statsDir,
     log,
-    proc: { meminfo, psi },
+    host: sim.host,
+    procRoot: "/proc", // client pids are real processes
     http: opts.http ?? true,
+    ...(opts.peerCred ? { peerCred: opts.peerCred } : {}),
+    ...(opts.accounts ? { accounts: opts.accounts } : {}),
+    ...(opts.hostReserve !== undefined ? { hostReserve: opts.hostReserve } : {}),
   });
   return {
     handle,
@@ -186,17 +252,10 @@ export async function startTestBroker(
     socket,
     statsDir,
     log,
-    meminfo,
-    psi,
-    setMem(avail, t) {
-      total = t ?? total;
-      writeFileSync(`${meminfo}.tmp`, meminfoText(total, avail));
-      renameSync(`${meminfo}.tmp`, meminfo);
-    },
-    setPsi(some, full) {
-      writeFileSync(`${psi}.tmp`, psiText(some, full));
-      renameSync(`${psi}.tmp`, psi);
-    },
+    host: sim.host,
+    setMem: sim.setMem,
+    setPsi: sim.setPsi,
+    setCgroup: sim.setCgroup,
     async get(path) {
       const r = await fetch(`http://127.0.0.1:${handle.httpPort}${path}`);
       return { status: r.status, body: await r.text(), type: r.headers.get("content-type") };

@@ -43,6 +43,7 @@ describe("broker HTTP", () => {
     expect(Object.keys(h).sort()).toEqual([
       "memAvailable",
       "pinned",
+      "pinnedBudget",
       "pinnedLeased",
       "pressure",
       "psiFull",
@@ -52,6 +53,7 @@ describe("broker HTTP", () => {
       "vram",
     ]);
     expect(h.pinnedLeased?.at(-1)).toBe(GiB);
+    expect(h.pinnedBudget?.at(-1)).toBe(8 * GiB);
     const page = await b.get("/");
     expect(page.type).toContain("text/html");
     expect(page.body).toContain('<script type="module" src="/app.js">');
@@ -107,8 +109,14 @@ describe("broker HTTP", () => {
         statsDir: broker.statsDir,
         log: memoryLogger(),
         http: false,
-        proc: { meminfo: broker.meminfo, psi: broker.psi },
+        host: broker.host,
       }),
     ).rejects.toThrow(/a broker already answers at .*; stop it first or use --socket/);
+    // the refused second broker leaves the first one's sockets alone
+    const again = await RawClient.connect(broker.socket);
+    again.close();
+    const { apiGet } = await import("../../src/broker/client.js");
+    const { apiSocketPath } = await import("../../src/broker/paths.js");
+    expect((await apiGet(apiSocketPath(broker.socket), "/api/v1/status")).status).toBe(200);
   });
 });

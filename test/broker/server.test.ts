@@ -70,6 +70,7 @@ describe("broker socket protocol with the C client", () => {
       connected: "1",
       lease: String(GiB),
       step: String(128 * MiB),
+      refused: "0",
     });
     expect(lines[1]).toMatchObject({
       op: "grow",
@@ -99,7 +100,7 @@ describe("broker socket protocol with the C client", () => {
   it("without a broker the C client answers as standalone", async () => {
     const r = await runClient("/nonexistent/broker.sock", ["hello 1 100", "grow 5", "vram 0 7 9"]);
     expect(parseClientLines(r.out)).toEqual([
-      { op: "hello", connected: "0", lease: "0", step: "0" },
+      { op: "hello", connected: "0", lease: "0", step: "0", refused: "0" },
       { op: "grow", granted: "5", total: "0", reason: "0", connected: "0" },
       { op: "vram", granted: "7" },
     ]);
@@ -183,29 +184,53 @@ describe("broker socket protocol with the C client", () => {
   it("reclaims the lease of a client whose process died while its socket stays open (pid poll)", async () => {
     broker = await startTestBroker({ pinned_budget: 8 * GiB, initial_grant: GiB });
     const b = broker;
-    const sleeper = spawn("sleep", ["30"]);
-    children.push(sleeper);
-    const c = await RawClient.connect(b.socket);
-    c.send(frame(MsgType.HELLO, 1n, BigInt(sleeper.pid ?? 0), 1n, BigInt(GiB)));
-    expect(await c.read()).toMatchObject({ type: MsgType.WELCOME, a: BigInt(GiB) });
-    expect(b.handle.book.leased).toBe(GiB);
-    sleeper.kill("SIGKILL");
-    await new Promise((r) => sleeper.once("exit", r));
+    // A client connects, says HELLO with its own pid, hands the socket to a child that outlives
+    // it, and exits: the socket stays open, the kernel's pid (the one that connected) is gone.
+    const script = `
+      const net = require("node:net");
+      const { spawn } = require("node:child_process");
+      const s = net.connect(process.argv[1], () => {
+        const f = Buffer.alloc(64);
+        f.writeUInt32LE(0x564c5053, 0); f.writeUInt16LE(1, 4); f.writeUInt16LE(1, 6);
+        f.writeBigUInt64LE(1n, 8); f.writeBigUInt64LE(BigInt(process.pid), 16);
+        f.writeBigUInt64LE(1n, 24); f.writeBigUInt64LE(${GiB}n, 32);
+        s.write(f);
+      });
+      s.once("data", () => {
+        const child = spawn("sleep", ["30"], { stdio: ["ignore", s, "ignore"], detached: true });
+        console.error("child " + child.pid);
+        child.unref();
+        process.exit(0);
+      });`;
+    const client = spawn(process.execPath, ["-e", script, b.socket], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let err = "";
+    client.stderr?.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    await new Promise((r) => client.once("exit", r));
+    const sleeper = Number(/child (\d+)/.exec(err)?.[1]);
+    expect(sleeper).toBeGreaterThan(0);
     const t0 = Date.now();
-    await waitFor(
-      () => b.handle.book.leased,
-      (v) => v === 0,
-      1000,
-    );
-    expect(b.handle.book.leased).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(1000);
-    expect(await c.waitClosed()).toBe(true);
-    expect(
-      b.log.lines.some(
-        (l) => l.msg === "client disconnected" && String(l.fields?.reason).includes("has exited"),
-      ),
-    ).toBe(true);
-    c.close();
+    try {
+      await waitFor(
+        () => b.handle.book.leased,
+        (v) => v === 0,
+        1000,
+      );
+      expect(b.handle.book.leased).toBe(0);
+      expect(Date.now() - t0).toBeLessThan(1000);
+      expect(
+        b.log.lines.some(
+          (l) =>
+            l.msg === "client disconnected" &&
+            String(l.fields?.reason) === `pid ${client.pid} has exited`,
+        ),
+      ).toBe(true);
+    } finally {
+      process.kill(sleeper, "SIGKILL");
+    }
   });
 
   it("pushes LEASE_UPDATE when pressure changes, and refuses growth under CRITICAL", async () => {
@@ -319,9 +344,9 @@ describe("bad clients", () => {
     ],
     ["a broker-to-client message", (c) => c.send(frame(MsgType.WELCOME, 1n)), ErrorCode.BAD_TYPE],
     [
-      "HELLO from a pid that does not exist",
+      "HELLO naming a pid that is not the caller's",
       (c) => c.send(frame(MsgType.HELLO, 1n, 4_000_000n, 1n, 0n)),
-      ErrorCode.BAD_VALUE,
+      ErrorCode.PEER_MISMATCH,
     ],
     [
       "HELLO with 1000 GPUs",
@@ -419,7 +444,7 @@ describe("C client robustness", () => {
       const t0 = Date.now();
       const r = await runClient(path, ["hello 1 100", "grow 7"]);
       expect(parseClientLines(r.out)).toEqual([
-        { op: "hello", connected: "0", lease: "0", step: "0" },
+        { op: "hello", connected: "0", lease: "0", step: "0", refused: "0" },
         { op: "grow", granted: "7", total: "0", reason: "0", connected: "0" },
       ]);
       expect(Date.now() - t0).toBeGreaterThanOrEqual(450); // the 500 ms deadline, not a hang
@@ -440,7 +465,7 @@ describe("C client robustness", () => {
     try {
       const r = await runClient(path, ["hello 1 100", "vram 0 9 10"]);
       expect(parseClientLines(r.out)).toEqual([
-        { op: "hello", connected: "0", lease: "0", step: "0" },
+        { op: "hello", connected: "0", lease: "0", step: "0", refused: "0" },
         { op: "vram", granted: "9" },
       ]);
     } finally {

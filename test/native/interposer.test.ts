@@ -280,3 +280,31 @@ describe("robustness and reporting", () => {
     expect(existsSync(path.join(statsDir, `spillover-${uid}-${pid2}.stats`))).toBe(false);
   });
 });
+
+describe("the pinned limit without a broker", () => {
+  // t_hostmem writes a simulated proc/meminfo and cgroup tree under SPILLOVER_TEST_HOST_ROOT
+  const hostEnv = () => ({
+    SPILLOVER_TEST_HOST_ROOT: mkdtempSync(path.join(os.tmpdir(), "spillover-host-")),
+    SPILLOVER_PINNED_LIMIT: "",
+    SPILLOVER_HOST_RESERVE: "16M",
+    SPILLOVER_LOG: "info",
+  });
+
+  test("host budget follows a growing MemAvailable: the pool grows past its first limit", () => {
+    const r = run("t_hostmem", ["grow"], hostEnv());
+    expectOk(r, "ok grow");
+    expect(r.stderr).toContain("pinned limit 64 -> 160 MiB (room 112 MiB of 2048 MiB");
+  });
+
+  test("host budget follows the cgroup limit where it is lower, and its raise", () => {
+    const r = run("t_hostmem", ["cgroup"], hostEnv());
+    expectOk(r, "ok cgroup");
+    expect(r.stderr).toContain("pinned limit 80 -> 208 MiB (room 144 MiB of 256 MiB");
+  });
+
+  test("an explicit SPILLOVER_PINNED_LIMIT is never exceeded however the host grows", () => {
+    const r = run("t_hostmem", ["explicit"], { ...hostEnv(), SPILLOVER_PINNED_LIMIT: "64M" });
+    expectOk(r, "ok explicit");
+    expect(r.stderr).not.toContain("pinned limit 64 ->");
+  });
+});

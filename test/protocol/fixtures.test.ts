@@ -38,6 +38,18 @@ const EXPECTED_FRAMES = [
 ];
 
 describe("shared protocol fixtures", () => {
+  it("the C enums of deny reasons and error codes have the TS values", () => {
+    const header = readFileSync(join(ROOT, "native/include/spillover_protocol.h"), "utf8");
+    const enumOf = (prefix: string) =>
+      Object.fromEntries(
+        [...header.matchAll(new RegExp(`^\\s*${prefix}([A-Z_]+)\\s*=\\s*(\\d+)`, "gm"))].map(
+          (m) => [m[1], Number(m[2])],
+        ),
+      );
+    expect(enumOf("SP_DENY_")).toEqual(DenyReason);
+    expect(enumOf("SP_ERR_")).toEqual(ErrorCode);
+  });
+
   it("the committed fixtures are what the C definitions produce", () => {
     // exits non-zero (and names the first differing byte) if the header and fixtures disagree
     execFileSync(tool(), ["check", FIX], { stdio: "pipe" });

@@ -56,12 +56,24 @@ export async function collectStatus(s: StatusSources): Promise<BrokerStatus> {
   };
 }
 
+/** One line per user the broker holds a quota or leases for: "user alice (uid 1000): ...". */
+export function quotaLines(s: BrokerStatus): string[] {
+  return (s.users ?? []).map(
+    (u) =>
+      `user ${u.user ?? "?"} (uid ${u.uid}): pinned leased ${formatBytes(u.pinnedLeased)}` +
+      (u.quota === null
+        ? ", no quota"
+        : ` of quota ${formatBytes(u.quota)} (${u.quotaSource}), ${u.quotaDenials} refused`),
+  );
+}
+
 export function renderStatus(s: BrokerStatus): string {
   const lines: string[] = [];
   if (s.broker) {
     lines.push(
       `broker pid ${s.broker.pid} at ${s.broker.socket}: pinned leased ${formatBytes(s.budgets.pinnedLeased)} of ${formatBytes(s.budgets.pinnedBudget)}, RAM pressure ${s.pressure.level} (MemAvailable ${formatBytes(s.pressure.memAvailable)})`,
     );
+    lines.push(...quotaLines(s));
   } else {
     lines.push("no broker running: read from the stats records");
   }

@@ -84,7 +84,8 @@ export const KNOBS = [
     },
     field: sizeOrPercentField(),
     toEnv: sizeEnv,
-    default: "MemAvailable (or the room under a lower cgroup limit) minus the host reserve, re-read when the pool would grow past it",
+    default:
+      "MemAvailable (or the room under a lower cgroup limit) minus the host reserve, re-read when the pool would grow past it",
     doc: "pinned host memory this process may use: a size or `NN%` of MemTotal, capped at what the host has room for; an explicit value is never exceeded",
     accepted: "128M",
     rejected: "12Q",

@@ -7,10 +7,12 @@
 #define _GNU_SOURCE
 #include "sp.h"
 
-static int was_capturing(CUstream s) {
+/* A stream whose state cannot be read counts as capturing: a pass must not risk the capture. */
+int sp_stream_capturing(CUstream s) {
   int status = CU_STREAM_CAPTURE_STATUS_NONE;
-  return sp_real.cuStreamIsCapturing && sp_real.cuStreamIsCapturing(s, &status) == CUDA_SUCCESS &&
-         status != CU_STREAM_CAPTURE_STATUS_NONE;
+  if (!sp_real.cuStreamIsCapturing) return 0; /* a driver without graphs */
+  if (sp_real.cuStreamIsCapturing(s, &status) != CUDA_SUCCESS) return 1;
+  return status != CU_STREAM_CAPTURE_STATUS_NONE;
 }
 
 #define BEGIN(name, params, args)                   \
@@ -22,8 +24,8 @@ static int was_capturing(CUstream s) {
     return rc;                                      \
   }
 
-BEGIN(cuStreamBeginCapture, (CUstream s, int mode), (s, mode))
-BEGIN(cuStreamBeginCapture_ptsz, (CUstream s, int mode), (s, mode))
+BEGIN(cuStreamBeginCapture, (CUstream s), (s)) /* the CUDA 10.0 entry points: no mode */
+BEGIN(cuStreamBeginCapture_ptsz, (CUstream s), (s))
 BEGIN(cuStreamBeginCapture_v2, (CUstream s, int mode), (s, mode))
 BEGIN(cuStreamBeginCapture_v2_ptsz, (CUstream s, int mode), (s, mode))
 BEGIN(cuStreamBeginCaptureToGraph, (CUstream s, void *g, const void *deps, const void *data, size_t n, int mode),
@@ -36,9 +38,9 @@ BEGIN(cuStreamBeginCaptureToGraph_ptsz, (CUstream s, void *g, const void *deps, 
   SP_EXPORT CUresult name(CUstream s, void **graph) {         \
     sp_cuda_load();                                           \
     if (!sp_real.name) return CUDA_ERROR_NOT_FOUND;           \
-    int was = was_capturing(s);                               \
+    int was = sp_stream_capturing(s);                         \
     CUresult rc = sp_real.name(s, graph);                     \
-    if (was && !was_capturing(s)) sp_capture_end();           \
+    if (was && !sp_stream_capturing(s)) sp_capture_end();     \
     return rc;                                                \
   }
 

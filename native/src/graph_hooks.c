@@ -23,14 +23,6 @@
 
 static int migrating(void) { return sp_active() && sp_cfg.migrate; }
 
-/* A pass synchronises the context: never from a stream being captured into a graph. */
-static int capturing(CUstream s) {
-  int status = CU_STREAM_CAPTURE_STATUS_NONE;
-  if (!sp_real.cuStreamIsCapturing) return 0;
-  if (sp_real.cuStreamIsCapturing(s, &status) != CUDA_SUCCESS) return 1;
-  return status != CU_STREAM_CAPTURE_STATUS_NONE;
-}
-
 /* ---- reference lists, sorted by (va, buffer_id), one entry per range --------------------- */
 
 static int ref_before(const sp_ref *a, CUdeviceptr va, uint64_t id) {
@@ -471,7 +463,7 @@ SP_EXPORT CUresult cuGraphExecDestroy(CUgraphExec x) {
 static CUresult graph_launch(sp_cuGraphLaunch_fn real, CUgraphExec x, CUstream s) {
   if (!real) return CUDA_ERROR_NOT_FOUND;
   if (!migrating()) return real(x, s);
-  if (charge(x) && !capturing(s)) sp_migrate_pass();
+  if (charge(x) && !sp_stream_capturing(s)) sp_migrate_pass();
   sp_fence_enter();
   CUresult rc = real(x, s);
   sp_fence_leave();

@@ -9,16 +9,8 @@
 
 static int migrating(void) { return sp_active() && sp_cfg.migrate; }
 
-/* A pass synchronises the context: never from a stream being captured into a graph. */
-static int capturing(CUstream s) {
-  int status = CU_STREAM_CAPTURE_STATUS_NONE;
-  if (!sp_real.cuStreamIsCapturing) return 0; /* a driver without graphs */
-  if (sp_real.cuStreamIsCapturing(s, &status) != CUDA_SUCCESS) return 1;
-  return status != CU_STREAM_CAPTURE_STATUS_NONE;
-}
-
 static void before_launch(CUfunction f, CUstream s, void **params, void **extra) {
-  if (sp_use_note(f, params, extra) && !capturing(s)) sp_migrate_pass();
+  if (sp_use_note(f, params, extra) && !sp_stream_capturing(s)) sp_migrate_pass();
   sp_fence_enter();
 }
 

@@ -268,6 +268,7 @@ size_t sp_migrate_evict(sp_dev *d, uint64_t pages); /* no locks held; pages made
 void sp_capture_begin(void);
 void sp_capture_end(void);
 int sp_capturing_anywhere(void);
+int sp_stream_capturing(CUstream s); /* capture_hooks.c: s is being captured (or cannot say) */
 void sp_migrate_after_fork(void);
 void sp_sync_ctx(CUcontext ctx); /* cuCtxSynchronize on ctx (pushed if not current) */
 

@@ -93,7 +93,12 @@ static int tiered_lookup(CUdeviceptr p, tinfo *t) {
   sp_lock();
   sp_rec *r = sp_table_containing(p);
   int hit = r && r->tiered && !r->dying;
-  if (hit) *t = (tinfo){r->va, r->size, r->buffer_id, r->dev, r->ctx};
+  if (hit && r->vh) { /* a program mapping answers as one range, as the driver's would */
+    sp_rec *first = sp_table_find(r->map_va);
+    *t = (tinfo){r->map_va, r->map_size, first ? first->buffer_id : r->buffer_id, r->dev, r->ctx};
+  } else if (hit) {
+    *t = (tinfo){r->va, r->size, r->buffer_id, r->dev, r->ctx};
+  }
   sp_unlock();
   return hit;
 }

@@ -107,19 +107,23 @@ static int vmm(void) {
   kernels();
   CUmemAllocationProp prop = device_prop(0);
   CUmemGenericAllocationHandle h;
-  CU(cuMemCreate(&h, 64 * MiB, &prop, 0)); /* 23 pages fit above the reserve, 9 go to host */
+  CU(cuMemCreate(&h, 80 * MiB, &prop, 0)); /* 23 pages fit above the reserve, 17 go to host */
   CUdeviceptr va, vb;
-  CU(cuMemAddressReserve(&va, 64 * MiB, PAGE, 0, 0));
-  CU(cuMemAddressReserve(&vb, 128 * MiB, PAGE, 0, 0));
-  map_rw(va, 64 * MiB, h);
-  CHECK(pages_in(va, 64 * MiB, 1) == 23 && pages_in(va, 64 * MiB, 2) == 9, "split %d VRAM + %d host pages",
-        pages_in(va, 64 * MiB, 1), pages_in(va, 64 * MiB, 2));
-  fill(va, 64 * MiB, 7);
+  CU(cuMemAddressReserve(&va, 80 * MiB, PAGE, 0, 0));
+  CU(cuMemAddressReserve(&vb, 160 * MiB, PAGE, 0, 0));
+  map_rw(va, 80 * MiB, h);
+  CHECK(pages_in(va, 80 * MiB, 1) == 23 && pages_in(va, 80 * MiB, 2) == 17, "split %d VRAM + %d host pages",
+        pages_in(va, 80 * MiB, 1), pages_in(va, 80 * MiB, 2));
+  fill(va, 80 * MiB, 7);
   sp_stats s = stats();
-  CHECK(s.gpu[0].program_vmm_bytes == 46 * MiB && s.gpu[0].program_vmm_host_bytes == 18 * MiB, "vmm counts %llu %llu",
+  CHECK(s.gpu[0].program_vmm_bytes == 46 * MiB && s.gpu[0].program_vmm_host_bytes == 34 * MiB, "vmm counts %llu %llu",
         (unsigned long long)s.gpu[0].program_vmm_bytes, (unsigned long long)s.gpu[0].program_vmm_host_bytes);
+  CUdeviceptr base = 0;
+  size_t size = 0;
+  CU(cuMemGetAddressRange_v2(&base, &size, va + 70 * MiB)); /* the second placement record of the mapping */
+  CHECK(base == va && size == 80 * MiB, "address range %llx+%zu, want the whole mapping", (unsigned long long)base, size);
   CUmemGenericAllocationHandle r;
-  CU(cuMemRetainAllocationHandle(&r, (void *)(uintptr_t)(va + 40 * MiB)));
+  CU(cuMemRetainAllocationHandle(&r, (void *)(uintptr_t)(va + 70 * MiB)));
   CHECK(r == h, "retained handle differs from the created one");
   CU(cuMemRelease(r));
   CUmemAllocationProp back;
@@ -127,24 +131,23 @@ static int vmm(void) {
   CHECK(back.location.type == CU_MEM_LOCATION_TYPE_DEVICE && back.requestedHandleTypes == 0, "properties changed");
   int fd = -1;
   CHECK(cuMemExportToShareableHandle(&fd, h, 1, 0) == CUDA_ERROR_NOT_SUPPORTED, "export of a tiered handle");
-  CU(cuMemUnmap(va, 64 * MiB));
-  /* mapped again elsewhere, twice (the second half of the handle at vb + 64M), bytes kept */
-  map_rw(vb, 64 * MiB, h);
-  map_rw(vb + 64 * MiB, 32 * MiB, h);
-  verify(vb, 64 * MiB, 7);
+  CU(cuMemUnmap(va, 80 * MiB));
+  /* mapped again elsewhere, twice (the first 32M of the handle again at vb + 80M), bytes kept */
+  map_rw(vb, 80 * MiB, h);
+  map_rw(vb + 80 * MiB, 32 * MiB, h);
+  verify(vb, 80 * MiB, 7);
   CHECK(bad_words() == 0, "%llu words changed after remapping", bad_words());
   unsigned long long w1 = 0, w2 = 0;
-  CU(cuMemcpyDtoH_v2(&w1, vb + 40 * MiB, 8));
   CU(cuMemcpyDtoH_v2(&w1, vb + 20 * MiB, 8));
-  CU(cuMemcpyDtoH_v2(&w2, vb + 64 * MiB + 20 * MiB, 8));
+  CU(cuMemcpyDtoH_v2(&w2, vb + 80 * MiB + 20 * MiB, 8));
   CHECK(w1 == w2 && w1 == spill_pattern(7, 20 * MiB / 8), "the two mappings disagree");
-  CU(cuMemUnmap(vb, 96 * MiB)); /* both mappings in one call, as PyTorch does */
+  CU(cuMemUnmap(vb, 112 * MiB)); /* both mappings in one call, as PyTorch does */
   CU(cuMemRelease(h));
   s = stats();
   CHECK(s.gpu[0].program_vmm_bytes == 0 && s.gpu[0].program_vmm_host_bytes == 0, "vmm not uncounted");
   CHECK(cuMemRelease(h) == CUDA_ERROR_INVALID_VALUE, "a second release of the handle");
-  CU(cuMemAddressFree(va, 64 * MiB));
-  CU(cuMemAddressFree(vb, 128 * MiB));
+  CU(cuMemAddressFree(va, 80 * MiB));
+  CU(cuMemAddressFree(vb, 160 * MiB));
   printf("ok vmm\n");
   return 0;
 }

@@ -245,20 +245,34 @@ export function allVram(e: Env): StrategyResult {
   });
 }
 
-/** Which weight bytes spillover leaves in host RAM when `hostBytes` must go there: embeddings
- * first (one row read per token), then routed experts (read at experts-used/experts), then the
- * rest, as design.md's placement policy orders them. */
+/** Which weight bytes spillover leaves in host RAM when `hostBytes` must go there, by the
+ * interposer's rules (docs/interposer.md): allocations are placed first come, first served, so
+ * what is allocated after the VRAM budget is spent gets host pages; placement that follows use then
+ * moves the program's hot buffers (activations, KV cache, read many times per forward) into VRAM
+ * ahead of weights, which each forward reads once. Programs allocate weights in model order, so the
+ * host bytes are the tail of it: the last blocks first (each block's routed experts and the rest in
+ * proportion), then the output head, the embeddings last. */
 function hostSplit(e: Env, hostBytes: number) {
   const a = e.a;
   let left = Math.max(0, hostBytes);
-  const emb = Math.min(left, a.tiedOutput ? 0 : a.embeddingBytes);
-  left -= emb;
-  const experts = Math.min(left, a.byRole.experts);
-  left -= experts;
-  const dense = Math.min(
+  let experts = 0;
+  let dense = 0;
+  for (let i = a.layers.length - 1; i >= 0 && left > 0; i--) {
+    const l = a.layers[i];
+    if (!l || l.total <= 0) continue;
+    const take = Math.min(left, l.total);
+    experts += take * (l.expertBytes / l.total);
+    dense += take * (1 - l.expertBytes / l.total);
+    left -= take;
+  }
+  // A tied head is the embedding matrix, read whole every token.
+  const head = Math.min(
     left,
-    a.totalBytes - a.byRole.experts - (a.tiedOutput ? 0 : a.embeddingBytes),
+    a.globalOtherBytes + (a.tiedOutput ? a.embeddingBytes : a.outputBytes),
   );
+  dense += head;
+  left -= head;
+  const emb = a.tiedOutput ? 0 : Math.min(left, a.embeddingBytes);
   return { emb, experts, dense };
 }
 

@@ -571,6 +571,8 @@ export function speedupClaim(models: readonly ModelAnalysis[]): Claim {
       if (a.entry.mode !== "accelerate" || a.decodeTps === null) continue;
       const s = m.rows.find((x) => x.entry.mode === "spillover" && x.fraction === a.fraction);
       if (!s || s.decodeTps === null) continue;
+      // With every weight in VRAM accelerate offloaded nothing: no offload to compare against.
+      if (a.entry.metrics?.offload?.offloaded_bytes === 0) continue;
       const value = s.decodeTps / a.decodeTps;
       const met = value >= TARGETS.speedupOverAccelerate;
       const why: string[] = [];

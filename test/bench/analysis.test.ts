@@ -146,6 +146,18 @@ describe("analyse(fixture)", () => {
     expect(p?.why.join(" ")).not.toMatch(/not implemented/);
   });
 
+  it("compares no speed-up where accelerate offloaded nothing (every weight stayed in VRAM)", () => {
+    const a = analyse(
+      fixture((raw) => {
+        const off = entry(raw, "dense-8g/accelerate-75").metrics.offload;
+        off.offloaded_bytes = 0;
+      }),
+    );
+    const points = a.claims[1]?.points ?? [];
+    expect(points).toHaveLength(5);
+    expect(points.some((p) => p.model === "dense-8g" && p.label === "75%")).toBe(false);
+  });
+
   it("explains a missed speed-up with what accelerate moved per token", () => {
     const a = analyse(
       fixture((raw) => {

@@ -68,6 +68,8 @@ class Run:
             "card": {}, "llama_cpp": {}, "models": {}, "hw": None, "steps": [], "runs": {},
             "skipped": [],
         }
+        self.children = []  # background processes (build, writer) to stop on the way out
+        self.prebuilt = None
 
     def left(self):
         return self.deadline - time.time()
@@ -331,10 +333,18 @@ def main():
     ap.add_argument("--work", default="/tmp/spillover-llamacpp")
     ap.add_argument("--deadline-s", type=float, default=525.0,
                     help="stop starting work after this many seconds (the GPU call allows 600)")
+    # For checking this script off the GPU machine: small models, an existing (CPU) build.
+    ap.add_argument("--presets", default=None, help="e.g. dense=tiny-dense,moe=tiny-moe")
+    ap.add_argument("--prebuilt", default=None, help="a llama.cpp build dir with bin/ to use as is")
     a = ap.parse_args()
+    for kv in (a.presets or "").split(","):
+        if kv:
+            k, v = kv.split("=")
+            MODELS[k]["preset"] = v
     os.makedirs(a.out, exist_ok=True)
     os.makedirs(a.work, exist_ok=True)
     R = Run(a.out, a.work, a.deadline_s)
+    R.prebuilt = a.prebuilt
     R.res["card"] = card_info()
     R.log(f"card {R.res['card']}")
     try:
@@ -342,16 +352,24 @@ def main():
     except Exception as e:  # recorded: what ran stays in the results
         R.res["error"] = f"{type(e).__name__}: {e}"
         R.log(f"stopped: {R.res['error']}")
+    for p in R.children:
+        if p.poll() is None:
+            p.kill()
+    cleanup(R)
     R.save()
     R.log(f"done in {time.time() - R.t0:.0f} s; results in {a.out}")
 
 
 def go(R):
-    src = source(R)
-    build_dir = os.path.join(R.work, "build")
+    build_dir = R.prebuilt or os.path.join(R.work, "build")
     blog = open(os.path.join(R.out, "build.log"), "w")
-    build = subprocess.Popen(["bash", os.path.join(HERE, "build.sh"), src, build_dir],
-                             stdout=blog, stderr=subprocess.STDOUT)
+    if R.prebuilt:
+        build = subprocess.Popen(["true"])
+    else:
+        src = source(R)
+        build = subprocess.Popen(["bash", os.path.join(HERE, "build.sh"), src, build_dir],
+                                 stdout=blog, stderr=subprocess.STDOUT)
+    R.children.append(build)
     R.log("llama.cpp build started")
     mdir = model_dir(R)
     os.makedirs(mdir, exist_ok=True)
@@ -361,6 +379,7 @@ def go(R):
         ["bash", "-c", " && ".join(
             f"{sys.executable} {os.path.join(HERE, 'gguf_random.py')} {MODELS[k]['preset']} {paths[k]}"
             for k in ("dense", "moe"))], stdout=wlog, stderr=subprocess.STDOUT)
+    R.children.append(writer)
     R.log(f"writing {paths}")
     for k, v in MODELS.items():
         per, exps, emb, out = layer_bytes(v["preset"])
@@ -390,7 +409,8 @@ def go(R):
     # The link, measured in this run (the decode bound's denominator) and the planner's profile,
     # once the writer no longer competes for memory bandwidth.
     wait_file(R, paths["dense"], writer, "dense model")
-    wait_file(R, paths["moe"], writer, "MoE model")
+    while writer.poll() is None and R.left() > 300:
+        time.sleep(1)
     hw = sh(["bash", os.path.join(ROOT, "native", "gpu", "hwprobe.sh")],
             env=dict(os.environ, OUT=os.path.join(R.out, "hw")), timeout=max(10, min(120, R.left() - 200)))
     prof = os.path.join(R.out, "hw", "hw-profile-h100.json")
@@ -447,6 +467,15 @@ def go(R):
             R.res["skipped"].append(f"{name}: {R.left():.0f} s left, it needs about {need} s")
             continue
         step()
+
+
+def cleanup(R):
+    """The models live in /dev/shm: give the memory back for whatever runs next on the machine."""
+    for k, m in R.res["models"].items():
+        for p in (m["path"], m["path"] + ".part"):
+            if p.startswith("/dev/shm/") and os.path.exists(p):
+                os.remove(p)
+                R.log(f"removed {p}")
 
 
 def proofs(res):

@@ -163,7 +163,9 @@ def run_cmd(R, key, argv, env=None, timeout=120.0, spill_stats_dir=None):
     t = time.time()
     q = sh(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"])
     idle_mib = int(q.stdout.split()[0]) if q.returncode == 0 and q.stdout.strip() else None
-    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # backslashreplace: greedy output of random weights prints raw byte tokens; kept exact
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         encoding="utf-8", errors="backslashreplace", env=env)
     smi = Smi(p.pid, spill_stats_dir)
     try:
         out, err = p.communicate(timeout=timeout)
@@ -493,15 +495,21 @@ def proofs(res):
     out = []
     a_tok, d_tok = runs.get("dense/a/tokens"), runs.get("dense/d/tokens")
     if a_tok and d_tok:
+        # (a) must really have spilled: the interposer's record shows pinned host pages in use.
+        st = a_tok.get("spill_stats") or {}
+        spilled = (st.get("tier_pinned_peak") or 0) > 0
         ok = a_tok["rc"] == 0 and d_tok["rc"] == 0 and a_tok["stdout"] == d_tok["stdout"] and \
-            len(d_tok.get("token_pieces", [])) > 0
+            len(d_tok.get("token_pieces", [])) > 0 and spilled
         out.append({"id": "bench.llamacpp-runs", "measured": 1 if ok else 0, "target": ">= 1",
                     "unit": "1 = llama.cpp (a) under spillover completed with tokens equal to (d)",
                     "pass": ok,
                     "detail": f"llama-simple, {N_TOKENS} greedy tokens of the dense Q8_0 GGUF, prompt {PROMPT!r}: "
                               f"(a) rc {a_tok['rc']} under SPILLOVER_VRAM_LIMIT={MODELS['dense']['limit']}, "
-                              f"(d) rc {d_tok['rc']}; outputs {'identical' if ok else 'differ'} "
-                              f"({len(d_tok.get('token_pieces', []))} token ids printed)"})
+                              f"(d) rc {d_tok['rc']}; outputs "
+                              f"{'identical' if a_tok['stdout'] == d_tok['stdout'] else 'differ'} "
+                              f"({len(d_tok.get('token_pieces', []))} token ids printed); pinned host peak "
+                              f"under spillover {(st.get('tier_pinned_peak') or 0) / 1e9:.2f} GB"
+                              + ("" if spilled else " (nothing spilled: not a test of spillover)")})
     pa, pb = ts("dense/a", 512, 0), ts("dense/b", 512, 0)
     if pa and pb and pa["median_ts"] and pb["median_ts"]:
         v = pa["median_ts"] / pb["median_ts"]

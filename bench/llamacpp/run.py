@@ -452,13 +452,13 @@ def go(R):
     ngl_m = pick_ngl(m["preset"], pm_d, pm_a)
     R.res["models"]["moe"]["ngl_at_same_vram"] = ngl_m
     optional = [
-        ("dense/a/shapes", 60, lambda: bench(R, "dense/a/shapes", bin_dir, dp, ["-ngl", "99"], spill=d["limit"],
+        ("dense/a/shapes", 30, lambda: bench(R, "dense/a/shapes", bin_dir, dp, ["-ngl", "99"], spill=d["limit"],
                            prompts="2048,8192", gens="0", reps=1)),
-        ("dense/b/shapes", 40, lambda: bench(R, "dense/b/shapes", bin_dir, dp, ["-ngl", str(ngl)],
+        ("dense/b/shapes", 25, lambda: bench(R, "dense/b/shapes", bin_dir, dp, ["-ngl", str(ngl)],
                            prompts="2048,8192", gens="0", reps=1)),
-        ("moe/a/shapes", 60, lambda: bench(R, "moe/a/shapes", bin_dir, mp, ["-ngl", "99"], spill=m["limit"],
+        ("moe/a/shapes", 35, lambda: bench(R, "moe/a/shapes", bin_dir, mp, ["-ngl", "99"], spill=m["limit"],
                            prompts="2048,8192", gens="0", reps=1)),
-        ("moe/c/shapes", 50, lambda: bench(R, "moe/c/shapes", bin_dir, mp, ["-ngl", "99", "-ncmoe", str(ncmoe)],
+        ("moe/c/shapes", 30, lambda: bench(R, "moe/c/shapes", bin_dir, mp, ["-ngl", "99", "-ncmoe", str(ncmoe)],
                            prompts="2048,8192", gens="0", reps=1)),
         ("moe/b", 60, lambda: bench(R, "moe/b", bin_dir, mp, ["-ngl", str(ngl_m)], prompts="512,2048,8192")),
         ("moe/d/tokens", 40, lambda: simple(R, "moe/d/tokens", bin_dir, mp)),

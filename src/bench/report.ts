@@ -561,7 +561,7 @@ function arraysSection(a: Analysis): string {
         "pinned limit",
         "pinned pool peak",
         "program VMM in host",
-        "compute time",
+        "compute time (one run: not a speed result)",
       ],
       rows,
     ),

@@ -120,9 +120,12 @@ def llm_workloads(mid, model, fractions, accel_fractions, allowance, reserve, sm
     out = []
 
     def spec(mode, limit):
-        s = dict(base, mode=mode, decode_budget_s=budgets[mode], decode_min_tokens=4,
+        # Decode: a warm-up run, then decode_reps timed runs of the same token count (median and
+        # spread); accelerate steps take seconds, so its runs are a couple of tokens each.
+        s = dict(base, mode=mode, decode_budget_s=budgets[mode],
+                 decode_min_tokens=2 if mode == "accelerate" else 4,
                  decode_max_tokens=16 if smoke else (64 if mode != "accelerate" else 16),
-                 decode_reps_max=1 if mode == "accelerate" else 2)
+                 decode_reps=5)
         if limit is not None:
             s["vram_limit_bytes"] = limit
         return s
@@ -139,14 +142,14 @@ def llm_workloads(mid, model, fractions, accel_fractions, allowance, reserve, sm
     # The reference again, in its own process and without spillover, decode only: greedy tokens of
     # random-weight models sit on near-ties that run-time conditions can flip (2026-11-27: a second
     # no-spillover process diverged at token 15), so a spillover run whose tokens differ is a
-    # finding only if the program agrees with itself. Cost, from the 2026-11-27 baselines: about
-    # 12 s of process start, build and checksum, plus two generates of rep_tokens at up to 93 ms
-    # a token (dense-20g; dense-8g 71 ms, moe-11g 27 ms): about 24 s each in the full suite.
+    # finding only if the program agrees with itself. Cost: about 12 s of process start, build and
+    # checksum, plus a warm-up and 5 runs of rep_tokens with the baseline's decode loop (a CUDA
+    # graph step of a few ms for the dense models; the MoE's eager step took up to 30 ms).
     rep_tokens = 16 if smoke else 64
     out.append(_w(f"{mid}/reference-repeat", "llm-repeat", "llm.py",
-                  dict(base, mode="reference-repeat", decode_tokens=rep_tokens, decode_reps=2),
+                  dict(base, mode="reference-repeat", decode_tokens=rep_tokens, decode_reps=5),
                   timeouts["baseline"], model=mid, mode="reference-repeat", unit=mid,
-                  est_s=12 + 2 * rep_tokens * 0.093))
+                  est_s=12 + 6 * rep_tokens * 0.03))
     for f in accel_fractions:
         limit = int(f * wbytes) + allowance
         out.append(_w(f"{mid}/accelerate-{int(f * 100)}", "llm", "llm.py", spec("accelerate", limit),

@@ -494,13 +494,15 @@ def compute_proofs(entries, physical):
             notes.append(f"{sid}: {v:.3f} ({d.get('migrations_timed')} pages in {d['reps'] * d['tokens_per_rep']} timed steps, "
                          f"{d.get('migrations_warmup')} during warm-up)")
     e, why = ok_entry(by_id, "dense-8g/spillover-100")
-    runs = (((e or {}).get("metrics") or {}).get("decode") or {}).get("runs") or []
-    if e and runs and runs[-1].get("migrations") is not None:
-        n = e["metrics"]["decode"]["new_tokens"]
-        v = runs[-1]["migrations"] / n
+    dec = ((e or {}).get("metrics") or {}).get("decode") or {}
+    runs = dec.get("runs") or []
+    if e and runs and all(r.get("migrations") is not None for r in runs):
+        steps = max(1, int(dec["new_tokens"]) - 1) * len(runs)
+        moved = sum(r["migrations"] for r in runs)
+        v = moved / steps
         vals.append(v)
-        notes.append(f"dense-8g/spillover-100: {v:.3f} (last of {len(runs)} generates: {runs[-1]['migrations']} pages for "
-                     f"{n} tokens, its 512-token prompt included; all generates {[r.get('migrations') for r in runs]})")
+        notes.append(f"dense-8g/spillover-100: {v:.3f} ({moved} pages in {steps} timed decode steps of the static-cache "
+                     f"loop after warm-up; per run {[r['migrations'] for r in runs]})")
     else:
         missing.append("dense-8g/spillover-100")
         notes.append(f"dense-8g/spillover-100: {why or 'no migration counts'}")

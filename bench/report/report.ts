@@ -39,6 +39,11 @@ export function fmtGB(b: number | null | undefined): string {
   return b === null || b === undefined ? dash : `${(b / 1e9).toFixed(2)} GB`;
 }
 
+/** " (min-max)" of repeated measurements, or nothing when there were none. */
+function rangeCell(r: readonly [number, number] | null | undefined): string {
+  return r ? ` (${fmtRate(r[0])}-${fmtRate(r[1])})` : "";
+}
+
 export function fmtRate(v: number | null | undefined): string {
   if (v === null || v === undefined) return dash;
   if (v >= 100) return v.toFixed(0);
@@ -334,7 +339,7 @@ function resultsTable(m: ModelAnalysis): string {
     [
       "run",
       "VRAM limit",
-      "decode tok/s",
+      "decode tok/s, median (min-max)",
       "bound tok/s",
       "of bound",
       "prefill 512 tok/s",
@@ -365,11 +370,11 @@ function resultsTable(m: ModelAnalysis): string {
       return [
         r.label + active,
         e.vram_limit_bytes ? fmtGB(e.vram_limit_bytes) : "card",
-        fmtRate(r.decodeTps),
+        fmtRate(r.decodeTps) + rangeCell(r.decodeRange),
         fmtRate(r.boundTps),
         fmtRatio(r.fractionOfBound),
-        fmtRate(r.prefill512Tps),
-        fmtRate(r.prefill2048Tps),
+        fmtRate(r.prefill512Tps) + rangeCell(r.prefillRange["512"]),
+        fmtRate(r.prefill2048Tps) + rangeCell(r.prefillRange["2048"]),
         e.mode === "spillover" ? fmtRate(r.prefill2048CopyBoundTps) : dash,
         fmtS(r.ttftS),
         e.mode === "spillover" ? fmtGB(r.pinnedPeakBytes) : dash,
@@ -556,7 +561,7 @@ function arraysSection(a: Analysis): string {
         "pinned limit",
         "pinned pool peak",
         "program VMM in host",
-        "compute time",
+        "compute time (one run: not a speed result)",
       ],
       rows,
     ),
@@ -577,6 +582,23 @@ function failuresSection(a: Analysis): string {
 }
 
 function methodSection(r: BenchResults): string {
+  const lean = r.workloads.some((w) => w.group === "llm" && w.metrics?.decode.method !== undefined);
+  const decode = lean
+    ? [
+        "- Decode: greedy, batch 1, from a 512-token prompt, the way serving systems run it: the prompt fills a static KV " +
+          "cache, then one-token steps of the model's own forward, captured once into a CUDA graph and replayed (MoE " +
+          "models and accelerate run the same loop without a graph: HF's MoE routing syncs with the host, accelerate copies " +
+          "weights per forward). A warm-up run, then 5 timed runs of the same N steps; tokens/s is the median, with the " +
+          "slowest and fastest run beside it. N scales with the measured cost of a step. TTFT: the prompt into the cache " +
+          "and the first token, median of 5 after a warm-up. A difference between runs whose ranges overlap is not a result.",
+        "- Prefill: one forward pass over a 512- and a 2048-token prompt, logits for the last position only; a warm-up, then " +
+          "the median of 5.",
+      ]
+    : [
+        "- Decode: greedy `generate` from a 512-token prompt; tokens/s = (N − 1) / (time for N tokens − time for 1). " +
+          "N scales with the measured cost of a step (few tokens for slow runs). TTFT is the time of `generate` with one new token.",
+        "- Prefill: one forward pass over a 512- and a 2048-token prompt, logits for the last position only, repeated while cheap.",
+      ];
   return [
     "## How it was measured",
     "",
@@ -589,9 +611,7 @@ function methodSection(r: BenchResults): string {
       "bounds take (limit − reserve) ÷ weight bytes, at most 1, as the weights' VRAM share. " +
       'accelerate runs get the same limit as `max_memory={0: limit, "cpu": ...}` through the device map ' +
       '`device_map="auto"` builds (`infer_auto_device_map` + `dispatch_model`), so accelerate may use the allowance for weights too.',
-    "- Decode: greedy `generate` from a 512-token prompt; tokens/s = (N − 1) / (time for N tokens − time for 1). " +
-      "N scales with the measured cost of a step (few tokens for slow runs). TTFT is the time of `generate` with one new token.",
-    "- Prefill: one forward pass over a 512- and a 2048-token prompt, logits for the last position only, repeated while cheap.",
+    ...decode,
     "- Physical bound for decode: the best placement of the VRAM share (the embedding table in host memory, the bytes every " +
       "token reads in VRAM, experts sharing the rest evenly); bytes that must cross the link per token ÷ the pinned copy " +
       "bandwidth measured in this run, plus bytes read from VRAM ÷ the VRAM bandwidth measured in this run.",

@@ -1,7 +1,10 @@
 """One LLM measurement in one process: builds a randomly initialised Llama or Mixtral-style model
 in bf16 directly on the GPU with a fixed seed (so runs with and without spillover hold
 bit-identical weights, checked by a checksum), then measures prefill, time to first token and
-greedy decode. Modes:
+greedy decode, each after a warm-up and repeated (median, min and max of at least 5). Decode runs
+the way serving systems run it: a static KV cache and one captured CUDA graph of a one-token step
+(the HF model's own forward, replayed; a static-cache eager loop if capture fails, recorded as
+such), never HF `generate`, whose Python overhead per token dominates batch-1 decode. Modes:
   baseline    the model in VRAM, no interposer (the suite sets no LD_PRELOAD)
   spillover   the same program under libspillover.so (the suite sets LD_PRELOAD and SPILLOVER_*)
   accelerate  Hugging Face accelerate's CPU offload: the device map device_map="auto" builds,
@@ -96,23 +99,22 @@ def timed(torch, fn):
     return time.perf_counter() - t, r
 
 
-def timed_reps(torch, fn, cheap=0.5, mid=3.0, reps=None):
-    """Time fn, repeating only while that is cheap: expensive runs (big offloads) are timed once.
-    The first run is a warm-up whenever a later one exists. With reps: one warm-up, then the
-    median of exactly that many runs (the placement proofs ask for a median of 5)."""
-    first, _ = timed(torch, fn)
-    if reps:
-        later = sorted(timed(torch, fn)[0] for _ in range(int(reps)))
-        return later[len(later) // 2], [first] + later
-    ts = [first]
-    if first < cheap:
-        ts += [timed(torch, fn)[0] for _ in range(3)]
-        later = sorted(ts[1:])
-        return later[len(later) // 2], ts
-    if first < mid:
-        ts.append(timed(torch, fn)[0])
-        return ts[1], ts
-    return first, ts
+REPS = 5
+
+
+def spread(values):
+    """Median, min and max of a list of seconds (or rates)."""
+    v = sorted(values)
+    n = len(v)
+    med = v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+    return med, v[0], v[-1]
+
+
+def timed_reps(torch, fn, reps=REPS):
+    """One warm-up, then `reps` timed runs: (median seconds, the timed runs, the warm-up)."""
+    warm, _ = timed(torch, fn)
+    ts = [timed(torch, fn)[0] for _ in range(reps)]
+    return spread(ts)[0], ts, warm
 
 
 def setup_accelerate(torch, model, spec):
@@ -145,8 +147,147 @@ def setup_accelerate(torch, model, spec):
     }
 
 
-def repeat_decode(torch, model, config, spec, metrics):
-    """reference-repeat: the baseline's prompt, greedy tokens of a fixed count, no timing claims."""
+def make_static_cache(torch, transformers, config, max_len):
+    """transformers 5.x: StaticCache(config=, max_cache_len=), allocated lazily on the first update
+    (the eager prefill); 4.x took the batch size, device and dtype as well."""
+    try:
+        return transformers.StaticCache(config=config, max_cache_len=max_len)
+    except TypeError:
+        return transformers.StaticCache(config=config, max_batch_size=1, max_cache_len=max_len,
+                                        device="cuda", dtype=torch.bfloat16)
+
+
+class LeanDecoder:
+    """Greedy batch-1 decode as a serving loop runs it: the prompt goes through the model once
+    (eager) into a static KV cache, then one-token steps. With `graph`, the step (the HF model's
+    own forward at a fixed token buffer and cache position, the argmax, and the advance of both
+    buffers) is captured once into a CUDA graph and replayed, so no Python runs per token. HF's
+    eager MoE experts route with .nonzero() (a host sync), which a graph cannot hold: MoE models
+    and accelerate's hooks (host copies per forward) run the same loop without a graph."""
+
+    def __init__(self, torch, transformers, model, config, prompt, max_new, graph):
+        self.torch = torch
+        self.model = model
+        self.prompt = prompt
+        self.n_prompt = prompt.shape[1]
+        self.cache = make_static_cache(torch, transformers, config, self.n_prompt + max_new + 1)
+        self.tok = torch.zeros((1, 1), dtype=torch.long, device="cuda")
+        self.pos = torch.zeros((1,), dtype=torch.long, device="cuda")
+        self.out = torch.zeros((max_new,), dtype=torch.long, device="cuda")
+        self.first = None
+        self.kw = {}
+        if "logits_to_keep" in inspect.signature(model.forward).parameters:
+            self.kw["logits_to_keep"] = 1
+        self.graph = None
+        self.method = "static-eager"
+        self.graph_error = None
+        self.want_graph = graph
+
+    def _forward(self, ids, pos):
+        o = self.model(input_ids=ids, past_key_values=self.cache, cache_position=pos,
+                       position_ids=pos.unsqueeze(0), use_cache=True, **self.kw)
+        return o.logits[:, -1, :].argmax(dim=-1)
+
+    def _advance(self):
+        nxt = self._forward(self.tok, self.pos)
+        self.tok.copy_(nxt.view(1, 1))
+        self.pos.add_(1)
+        return nxt
+
+    def prefill(self):
+        """The prompt into the cache and the first token (time to first token)."""
+        torch = self.torch
+        self.first = self._forward(self.prompt, torch.arange(self.n_prompt, device="cuda"))
+        self.reset()
+        return self.first
+
+    def reset(self):
+        self.tok.copy_(self.first.view(1, 1))
+        self.pos.fill_(self.n_prompt)
+
+    def capture(self):
+        if not self.want_graph:
+            return
+        torch = self.torch
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    self._advance()
+            torch.cuda.current_stream().wait_stream(side)
+            torch.cuda.synchronize()
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g):
+                self._nxt = self._advance()
+            self.graph = g
+            self.method = "cuda-graph"
+        except Exception as e:  # recorded; the eager static-cache loop still measures decode
+            self.graph = None
+            self.graph_error = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            common.log(f"CUDA graph capture failed, decoding without a graph: {self.graph_error}")
+            torch.cuda.synchronize()
+        self.reset()
+
+    def run(self, steps):
+        """`steps` one-token steps from the state after the prompt; the tokens stay on the GPU."""
+        self.reset()
+        for i in range(steps):
+            if self.graph is not None:
+                self.graph.replay()
+                nxt = self._nxt
+            else:
+                nxt = self._advance()
+            self.out[i:i + 1].copy_(nxt)
+
+    def tokens(self, steps):
+        return [int(self.first.item())] + self.out[:steps].tolist()
+
+
+def lean_decode(torch, transformers, model, config, prompt, spec, graph, n_fixed=None):
+    """Decode timed as a serving loop: prefill (time to first token: a warm-up, then REPS), graph
+    capture, then REPS timed runs of the same steps after a warm-up run. Returns (ttft, decode)."""
+    lo = int(spec.get("decode_min_tokens", 4))
+    hi = int(n_fixed or spec.get("decode_max_tokens", 64))
+    reps = max(REPS, int(spec.get("decode_reps", REPS)))
+    dec = LeanDecoder(torch, transformers, model, config, prompt, hi, graph)
+    ttft, ttft_all, ttft_warm = timed_reps(torch, dec.prefill)
+    dec.capture()
+    t_step, _ = timed(torch, lambda: dec.run(2))
+    step = max(t_step / 2, 1e-5)
+    if n_fixed:
+        steps = max(1, int(n_fixed) - 1)
+    else:
+        budget = float(spec.get("decode_budget_s", 8.0))
+        steps = max(lo, min(hi, int(budget / (reps * step)))) - 1
+    warm, _ = timed(torch, lambda: dec.run(steps))
+    runs = []
+    tokens = None
+    for _ in range(reps):
+        st_a = common.read_stats()
+        t, _ = timed(torch, lambda: dec.run(steps))
+        st_b = common.read_stats()
+        toks = dec.tokens(steps)
+        if tokens is None:
+            tokens = toks
+        runs.append({"seconds": round(t, 6), "tokens_per_s": round(steps / t, 3),
+                     "same_tokens_as_first": toks == tokens,
+                     # pages the interposer moved during these decode steps (after warm-up)
+                     "migrations": (st_b["migrations"] - st_a["migrations"]) if st_a and st_b else None})
+    med, lo_tps, hi_tps = spread([r["tokens_per_s"] for r in runs])
+    decode = {"new_tokens": steps + 1, "step_estimate_s": round(step, 6),
+              "tokens_per_s": round(med, 3), "min_tokens_per_s": lo_tps, "max_tokens_per_s": hi_tps,
+              "runs": runs, "method": dec.method, "graph_error": dec.graph_error,
+              "warmup_s": round(warm, 6)}
+    common.log(f"decode ({dec.method}) {steps} steps x {reps}: {med:.2f} tok/s "
+               f"(min {lo_tps:.2f}, max {hi_tps:.2f}), ttft {ttft:.4f} s")
+    return {"median_s": ttft, "all_s": [round(v, 6) for v in ttft_all],
+            "warmup_s": round(ttft_warm, 6)}, decode, tokens
+
+
+def repeat_decode(torch, transformers, model, config, spec, metrics):
+    """reference-repeat: the baseline's prompt and decode loop, a fixed token count, compared
+    between repetitions; no timing claims."""
     seed = int(spec.get("seed", 1234))
     lens = [int(x) for x in spec.get("prompt_lens", [512, 2048])]
     ttft_len = int(spec.get("ttft_prompt", 512))
@@ -155,21 +296,15 @@ def repeat_decode(torch, model, config, spec, metrics):
     ids = torch.randint(3, config.vocab_size, (1, max(lens + [ttft_len])), generator=gen).to("cuda")
     prompt = ids[:, :ttft_len]
     n_new = int(spec.get("decode_tokens", 64))
-    runs = []
-    tokens = None
     with torch.inference_mode():
-        for _ in range(int(spec.get("decode_reps", 2))):
-            t, out = timed(torch, lambda: model.generate(
-                input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n_new,
-                min_new_tokens=n_new, do_sample=False, pad_token_id=0))
-            toks = out[0, prompt.shape[1]:].tolist()
-            if tokens is None:
-                tokens = toks
-            runs.append({"seconds": round(t, 5), "same_tokens_as_first": toks == tokens})
-    metrics["decode"] = {"new_tokens": n_new, "runs": runs}
+        _, decode, tokens = lean_decode(torch, transformers, model, config, prompt, spec,
+                                        graph=not metrics["facts"]["experts"], n_fixed=n_new)
+    metrics["decode"] = {"new_tokens": decode["new_tokens"], "method": decode["method"],
+                         "runs": [{"seconds": r["seconds"], "same_tokens_as_first": r["same_tokens_as_first"]}
+                                  for r in decode["runs"]]}
     metrics["tokens"] = tokens
-    common.log(f"reference repeat: {n_new} tokens x {len(runs)}, repeats equal: "
-               f"{all(r['same_tokens_as_first'] for r in runs)}")
+    common.log(f"reference repeat: {n_new} tokens x {len(decode['runs'])}, repeats equal: "
+               f"{all(r['same_tokens_as_first'] for r in decode['runs'])}")
     return metrics
 
 
@@ -231,7 +366,7 @@ def main(spec):
     common.log(f"weights checksum {checksum} ({checksum_s:.1f} s), {facts['weight_bytes']} bytes")
 
     if mode == "reference-repeat":
-        return repeat_decode(torch, model, config, spec, {
+        return repeat_decode(torch, transformers, model, config, spec, {
             "facts": facts, "weights_checksum": checksum, "build_s": round(build_s, 2),
             "checksum_s": round(checksum_s, 2)})
 
@@ -264,57 +399,27 @@ def main(spec):
             def fwd(x=x, last=last):
                 last["out"] = model(input_ids=x, **fwd_kwargs)
 
-            t, ts = timed_reps(torch, fwd, reps=spec.get("prefill_reps"))
+            t, ts, warm = timed_reps(torch, fwd)
             logits = last["out"].logits[0, -1].float().cpu().numpy().tobytes()
-            metrics["prefill"][str(n)] = {"tokens": n, "seconds": round(t, 5),
+            metrics["prefill"][str(n)] = {"tokens": n, "seconds": round(t, 6),
                                           "tokens_per_s": round(n / t, 2),
-                                          "all_seconds": [round(v, 5) for v in ts],
+                                          "all_seconds": [round(v, 6) for v in ts],
+                                          "warmup_s": round(warm, 6),
                                           "last_logits_sha": common.sha16(logits)}
             del last["out"]
             common.log(f"prefill {n}: {n / t:.1f} tok/s")
 
         metrics["placement"] = {"after_prefill": weight_placement(model)}
         prompt = ids[:, :ttft_len]
-        mask = torch.ones_like(prompt)
-
-        def generate(k):
-            return model.generate(input_ids=prompt, attention_mask=mask, max_new_tokens=k,
-                                  min_new_tokens=k, do_sample=False, pad_token_id=0)
-
-        t1, _ = timed(torch, lambda: generate(1))
-        if t1 < 1.0:  # the first generate pays one-time set-up; re-time when cheap
-            t1 = min(t1, timed(torch, lambda: generate(1))[0])
-        t2, _ = timed(torch, lambda: generate(2))
-        step = max(t2 - t1, 1e-4)
-        budget = float(spec.get("decode_budget_s", 8.0))
-        lo = int(spec.get("decode_min_tokens", 4))
-        hi = int(spec.get("decode_max_tokens", 64))
-        n_new = max(lo, min(hi, int(budget / step) + 1))
-        runs = []
-        tokens = None
-        for rep in range(int(spec.get("decode_reps_max", 2))):
-            if rep > 0 and sum(r["seconds"] for r in runs) > budget / 2:
-                break
-            st_a = common.read_stats()
-            tn, out = timed(torch, lambda: generate(n_new))
-            st_b = common.read_stats()
-            toks = out[0, prompt.shape[1]:].tolist()
-            if tokens is None:
-                tokens = toks
-            runs.append({"seconds": round(tn, 5), "tokens_per_s": round((n_new - 1) / max(tn - t1, 1e-9), 3),
-                         "same_tokens_as_first": toks == tokens,
-                         # pages the interposer moved during this generate (prompt prefill included)
-                         "migrations": (st_b["migrations"] - st_a["migrations"]) if st_a and st_b else None})
-        tps = sorted(r["tokens_per_s"] for r in runs)
-        metrics["ttft_s"] = round(t1, 5)
+        graph = mode != "accelerate" and not facts["experts"]
+        ttft, decode, tokens = lean_decode(torch, transformers, model, config, prompt, spec, graph)
+        metrics["ttft_s"] = round(ttft["median_s"], 6)
+        metrics["ttft_all_s"] = ttft["all_s"]
         metrics["ttft_prompt"] = ttft_len
-        metrics["decode"] = {"new_tokens": n_new, "step_estimate_s": round(step, 5),
-                             "tokens_per_s": tps[len(tps) // 2] if len(tps) % 2 else round(sum(tps) / len(tps), 3),
-                             "runs": runs}
+        metrics["decode"] = decode
         metrics["tokens"] = tokens
         metrics["placement"]["after_decode"] = weight_placement(model)
         common.log(f"placement of the weights: {metrics['placement']}")
-        common.log(f"decode {n_new} tokens: {metrics['decode']['tokens_per_s']} tok/s, ttft {t1:.3f} s")
 
     free, total = torch.cuda.mem_get_info()
     metrics["torch_max_allocated_bytes"] = int(torch.cuda.max_memory_allocated())

@@ -22,7 +22,7 @@ def _smi():
 
 
 def _time_events(torch, fn, reps):
-    """Median seconds of fn() over reps, timed with CUDA events after one warm-up."""
+    """Seconds of fn() over reps, timed with CUDA events after one warm-up: (median, min, max)."""
     fn()
     torch.cuda.synchronize()
     ts = []
@@ -35,7 +35,7 @@ def _time_events(torch, fn, reps):
         b.synchronize()
         ts.append(a.elapsed_time(b) / 1000.0)
     ts.sort()
-    return ts[len(ts) // 2]
+    return ts[len(ts) // 2], ts[0], ts[-1]
 
 
 def main(spec):
@@ -48,17 +48,22 @@ def main(spec):
     host.fill_(1.0)
     dev = torch.empty(n, dtype=torch.float32, device="cuda")
 
-    h2d = _time_events(torch, lambda: dev.copy_(host, non_blocking=True), reps)
+    h2d, *h2d_s = _time_events(torch, lambda: dev.copy_(host, non_blocking=True), reps)
     # The brief's form: a pinned tensor moved with .to('cuda', non_blocking=True).
-    h2d_to = _time_events(torch, lambda: host.to("cuda", non_blocking=True), reps)
-    d2h = _time_events(torch, lambda: host.copy_(dev, non_blocking=True), reps)
+    h2d_to, *_ = _time_events(torch, lambda: host.to("cuda", non_blocking=True), reps)
+    d2h, *d2h_s = _time_events(torch, lambda: host.copy_(dev, non_blocking=True), reps)
 
     big = torch.empty(2 * n, dtype=torch.float32, device="cuda").fill_(1.0)
     big2 = torch.empty_like(big)
-    read = _time_events(torch, lambda: torch.sum(big), reps)
-    copy = _time_events(torch, lambda: big2.copy_(big), reps)
+    read, *read_s = _time_events(torch, lambda: torch.sum(big), reps)
+    copy, *copy_s = _time_events(torch, lambda: big2.copy_(big), reps)
     big_bytes = big.numel() * 4
     gb = 1e9
+
+    def rates(nbytes, fastest_slowest):  # GB/s of the slowest and the fastest repetition
+        lo_s, hi_s = fastest_slowest
+        return [round(nbytes / hi_s / gb, 2), round(nbytes / lo_s / gb, 2)]
+
     props = torch.cuda.get_device_properties(0)
     free, total = torch.cuda.mem_get_info()
     return {
@@ -69,6 +74,11 @@ def main(spec):
         # a copy reads and writes every byte
         "vram_copy_gbps": round(2 * big_bytes / copy / gb, 1),
         "copy_bytes": size,
+        "reps": reps,
+        # [slowest, fastest] repetition of each: the spread the medians above come from
+        "spread_gbps": {"h2d_pinned": rates(size, h2d_s), "d2h_pinned": rates(size, d2h_s),
+                        "vram_read": rates(big_bytes, read_s),
+                        "vram_copy": rates(2 * big_bytes, copy_s)},
         "gpu_name": props.name,
         "vram_total_bytes": int(total),
         "vram_free_bytes": int(free),

@@ -20,12 +20,14 @@
 static int denser(const sp_rec *a, const sp_rec *b) { return (uint64_t)a->uses * b->npages > (uint64_t)b->uses * a->npages; }
 
 /* Densest first; among equals (decayed uses are often 0 for all), the most recently used first,
-** so the cold end holds what no launch has named for longest (a caching allocator's idle blocks). */
+** then the newest: the cold end holds what no launch has named for longest (a caching allocator's
+** idle blocks) and, when nothing was named, what was allocated first. */
 static int by_density_desc(const void *x, const void *y) {
   const sp_rec *a = *(sp_rec *const *)x, *b = *(sp_rec *const *)y;
   int c = denser(b, a) - denser(a, b);
   if (c) return c;
-  return (a->use_seq < b->use_seq) - (a->use_seq > b->use_seq);
+  if (a->use_seq != b->use_seq) return (a->use_seq < b->use_seq) - (a->use_seq > b->use_seq);
+  return (a->buffer_id < b->buffer_id) - (a->buffer_id > b->buffer_id);
 }
 
 /* hot is at least SP_EVICT_RATIO times denser than cold */

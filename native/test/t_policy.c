@@ -3,8 +3,8 @@
 ** interposer). Records are built by hand as a trace of uses would leave them:
 **  trade      a hot range in host, VRAM full of a range 4x+ colder: pages trade places
 **  hysteresis ranges of similar use (within 4x) never trade, whatever their placement
-**  evict      a fresh allocation takes the VRAM pages of the least-used, then least recently used
-**             range first, from the end of the range
+**  evict      a fresh allocation takes the VRAM pages of the least-used, then least recently used,
+**             then oldest range first, from the end of the range
 **  room       with free room, hot host pages come in without any leaving; cold ones stay
 */
 #include <stdio.h>
@@ -23,8 +23,11 @@
     }                                     \
   } while (0)
 
+static uint64_t next_id;
+
 static sp_rec *range(uint32_t npages, uint32_t nvram, uint32_t uses, uint64_t last_use) {
   sp_rec *r = calloc(1, sizeof(*r));
+  r->buffer_id = ++next_id;
   r->npages = npages;
   r->nvram = nvram;
   r->loc = calloc(npages, 1);
@@ -78,6 +81,11 @@ static int evict(void) {
   CHECK(n == 6, "%zu pages, want 6", n);
   for (int i = 0; i < 4; i++) CHECK(m[i].r == old_idle && m[i].page == (uint32_t)(3 - i), "move %d: not the oldest idle range's tail", i);
   for (int i = 4; i < 6; i++) CHECK(m[i].r == recent_idle, "move %d: should come from the next idle range", i);
+  /* never named at all (loading): the oldest allocation leaves first */
+  sp_rec *first = range(2, 2, 0, 0), *second = range(2, 2, 0, 0);
+  sp_rec *load[] = {second, first};
+  n = sp_policy_evict(load, 2, 2, m, 16);
+  CHECK(n == 2 && m[0].r == first && m[1].r == first, "a newer allocation left before an older one");
   printf("ok evict\n");
   return 0;
 }

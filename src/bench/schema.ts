@@ -35,14 +35,24 @@ const PrefillSchema = z.object({
   tokens: z.number().int().positive(),
   seconds: z.number().positive(),
   tokens_per_s: z.number().positive(),
+  /** The timed repetitions (median = seconds); the warm-up before them is apart. */
   all_seconds: z.array(seconds),
+  warmup_s: seconds.optional(),
   last_logits_sha: z.string(),
 });
 
 const DecodeSchema = z.object({
   new_tokens: z.number().int().positive(),
   step_estimate_s: seconds,
+  /** Median of the runs; results before the lean decode loop took one HF generate per run. */
   tokens_per_s: z.number().positive(),
+  min_tokens_per_s: z.number().positive().optional(),
+  max_tokens_per_s: z.number().positive().optional(),
+  /** "cuda-graph": static KV cache, one captured step replayed; "static-eager": the same loop
+   * without a graph (MoE routing, accelerate); absent: HF generate (results before 2026-11-29). */
+  method: z.enum(["cuda-graph", "static-eager"]).optional(),
+  graph_error: z.string().nullable().optional(),
+  warmup_s: seconds.optional(),
   runs: z.array(
     z.object({
       seconds: seconds,
@@ -71,6 +81,7 @@ export const LlmMetricsSchema = z.object({
   offload: OffloadSchema.nullable(),
   prefill: z.record(z.string(), PrefillSchema),
   ttft_s: z.number().positive(),
+  ttft_all_s: z.array(seconds).optional(),
   ttft_prompt: z.number().int().positive(),
   decode: DecodeSchema,
   tokens: z.array(z.number().int()),

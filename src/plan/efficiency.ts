@@ -1,9 +1,9 @@
 // The one efficiency model every prediction uses. No constant here is fitted to a published case;
 // each is justified from measurements or public reports (docs/plan.md lists them with sources).
 
-/** Streaming-read kernel vs vendor spec VRAM bandwidth: H100 measured 3106 of 3350 GB/s
- * (gpu-machine-facts.md). Turns a spec-sheet number into what a kernel can reach. */
-export const VRAM_ACHIEVABLE_OF_SPEC = 0.93;
+/** Streaming-read kernel vs vendor spec VRAM bandwidth: H100 SXM measured 3050 of 3350 GB/s
+ * (hwprobe, bench/results/runs/2026-11-27-h100-hwprobe.json). Turns a spec-sheet number into what a kernel can reach. */
+export const VRAM_ACHIEVABLE_OF_SPEC = 0.91;
 
 /** Decode (batch-1 matrix-vector) kernels vs achievable VRAM read bandwidth. llama.cpp's
  * quantized mat-vec kernels reach ~65-75% of spec bandwidth on recent cards (e.g. peers.md 2.5:

@@ -155,7 +155,7 @@ function explain(e: Env, best: StrategyResult, next: StrategyResult | undefined)
     }
     if (next?.decodeStep && best.decodeStep && bd >= nd) {
       const ms = (s: number) => `${(s * 1e3).toFixed(1)} ms`;
-      return `Tiering wins${vs}: each decode step spends ${ms(best.decodeStep.hostS)} on the ${fmtGiB(best.memory.weightsHostBytes)} left in host RAM (${e.a.isMoe ? "embeddings and routed experts first: each token reads only its experts" : "embeddings first: one row per token"}), against ${ms(next.decodeStep.hostS + next.decodeStep.syncS)} of CPU work for ${next.name}.`;
+      return `Tiering wins${vs}: each decode step spends ${ms(best.decodeStep.hostS)} on the ${fmtGiB(best.memory.weightsHostBytes)} left in host RAM (the last blocks: spillover places by allocation order${e.a.isMoe ? "; each token reads only its routed experts" : ""}), against ${ms(next.decodeStep.hostS + next.decodeStep.syncS)} of CPU work for ${next.name}.`;
     }
     return `Tiering wins${vs}: it keeps all compute on the GPU and only the ${fmtGiB(best.memory.weightsHostBytes)} that do not fit cross the link.`;
   }

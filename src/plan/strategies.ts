@@ -249,20 +249,30 @@ export function allVram(e: Env): StrategyResult {
   });
 }
 
-/** Which weight bytes spillover leaves in host RAM when `hostBytes` must go there: embeddings
- * first (one row read per token), then routed experts (read at experts-used/experts), then the
- * rest, as the placement policy (docs/architecture.md) orders them. */
+/** Which weight bytes spillover leaves in host RAM when `hostBytes` must go there, by the
+ * interposer's rules (docs/interposer.md, "Placement"): every large allocation is movable, and a
+ * fresh one evicts the least used, least recently used, then oldest pages first; weights, each
+ * read once per forward, never trade places with each other afterwards. Programs allocate weights
+ * in model order, so the host bytes are the head of it: the embeddings first (untied: one row
+ * read per token), then the first blocks (each block's routed experts and the rest in proportion),
+ * then the output head. */
 function hostSplit(e: Env, hostBytes: number) {
   const a = e.a;
   let left = Math.max(0, hostBytes);
-  const emb = Math.min(left, a.tiedOutput ? 0 : a.embeddingBytes);
+  const emb = a.tiedOutput ? 0 : Math.min(left, a.embeddingBytes);
   left -= emb;
-  const experts = Math.min(left, a.byRole.experts);
-  left -= experts;
-  const dense = Math.min(
-    left,
-    a.totalBytes - a.byRole.experts - (a.tiedOutput ? 0 : a.embeddingBytes),
-  );
+  let experts = 0;
+  let dense = 0;
+  for (let i = 0; i < a.layers.length && left > 0; i++) {
+    const l = a.layers[i];
+    if (!l || l.total <= 0) continue;
+    const take = Math.min(left, l.total);
+    experts += take * (l.expertBytes / l.total);
+    dense += take * (1 - l.expertBytes / l.total);
+    left -= take;
+  }
+  // A tied head is the embedding matrix, read whole every token.
+  dense += Math.min(left, a.globalOtherBytes + (a.tiedOutput ? a.embeddingBytes : a.outputBytes));
   return { emb, experts, dense };
 }
 

@@ -1,5 +1,6 @@
-// The human-readable validation: one table (measured, the planner's own prediction, the calibrated
-// one and what it was calibrated with), then the reason for every miss, then the tallies.
+// The human-readable validation: one table (measured, `spillover plan`'s prediction and its verdict,
+// then beside it the calibrated reconstruction and what it was calibrated with), the reconstruction's
+// reasons, then the tallies: the prediction's first, the reconstruction's named as such.
 
 import type { Validation, ValidationRow } from "./validate.js";
 
@@ -7,11 +8,10 @@ const GB = 1e9;
 const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
 const pct = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(0)}%`;
 
-function placementCell(r: ValidationRow): string {
-  const p = r.placement;
+function placementCell(p: ValidationRow["placement"]): string {
   if (p.source === "vram") return "all in VRAM";
   const w = (p.hostWeightBytes / GB).toFixed(2);
-  if (p.source === "limit") return `limit: ${w} GB w`;
+  if (p.source === "limit" || p.source === "planner") return `${p.source}: ${w} GB w`;
   return `${p.source}: ${w} GB w + ${(p.hostOtherBytes / GB).toFixed(2)} other`;
 }
 
@@ -25,11 +25,13 @@ export function formatValidation(v: Validation): string {
     "run",
     "metric",
     "measured tok/s",
-    "planner",
+    "predicted",
     "error",
     "host bytes",
+    "verdict",
+    "| reconstruction: host bytes",
     "overhead",
-    "calibrated",
+    "tok/s",
     "error",
     "verdict",
   ];
@@ -39,11 +41,13 @@ export function formatValidation(v: Validation): string {
     fmt(r.measured),
     fmt(r.predicted),
     pct(r.errorPct),
-    placementCell(r),
+    placementCell(r.predictedPlacement),
+    r.verdict,
+    `| ${placementCell(r.placement)}`,
     overheadCell(r),
     fmt(r.calibrated),
     pct(r.calibratedErrorPct),
-    r.verdict,
+    r.calibratedVerdict,
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? "").length)));
   const line = (c: readonly string[]) =>
@@ -53,31 +57,34 @@ export function formatValidation(v: Validation): string {
       .trimEnd();
   const m = v.machine;
   const out = [
-    `predictions vs ${v.source} on ${m.gpuName} (VRAM ${m.vramGBs.toFixed(0)} GB/s, link ${m.h2dGBs.toFixed(1)} GB/s copy, ${m.zeroCopyGBs.toFixed(1)} GB/s zero-copy); program: ${v.program.expertReads} experts read per forward`,
-    "planner: placement from the VRAM limit, the planner's 1 ms step overhead. calibrated: placement from the run's spill_stats (host bytes: weights + other), the program's overhead from its no-spillover run (baseline rows are that source and are not counted: exact by construction, except where the model's GPU time alone exceeds the measurement)",
+    `predictions vs ${v.source} on ${m.gpuName} (VRAM ${m.vramGBs.toFixed(0)} GB/s, link ${m.h2dGBs.toFixed(1)} GB/s copy, ${m.zeroCopyGBs.toFixed(1)} GB/s zero-copy)`,
+    "predicted: what `spillover plan` says for the run's model and VRAM limit, placing the bytes itself; nothing is taken from the run. Baseline rows (no spillover) are predicted all in VRAM and not counted.",
+    `calibrated reconstruction (beside it, not a prediction): the same model fed the run's measured placement (weights + other) and the program's overhead from its no-spillover run; program: ${v.program.expertReads} experts read per forward`,
     "",
     line(head),
     ...cells.map(line),
     "",
   ];
-  const notes = v.rows.filter((r) => r.reason !== null && r.verdict !== "calibration");
+  const notes = v.rows.filter((r) => r.reason !== null && r.calibratedVerdict !== "calibration");
   if (notes.length > 0) {
-    out.push("why (computed from the results):");
+    out.push("calibrated reconstruction, why (computed from the results):");
     for (const r of notes) out.push(`  ${r.run} ${r.metric}: ${r.reason}`);
     out.push("");
   }
-  const calib = v.rows.filter((r) => r.verdict === "calibration");
+  const calib = v.rows.filter((r) => r.calibratedVerdict === "calibration");
   if (calib.length > 0) {
     out.push("calibration sources:");
     for (const r of calib) out.push(`  ${r.run} ${r.metric}: ${r.reason}`);
     out.push("");
   }
-  const tally = Object.entries(v.byMetric)
-    .filter(([, t]) => t.total > 0)
-    .map(([k, t]) => `${k} ${t.within}/${t.total}`)
-    .join(", ");
+  const tally = (t: Validation["byMetric"]) =>
+    Object.entries(t)
+      .filter(([, x]) => x.total > 0)
+      .map(([k, x]) => `${k} ${x.within}/${x.total}`)
+      .join(", ");
   out.push(
-    `${v.within25} of ${v.validated} spillover predictions within ${v.tolerancePct}% calibrated (${tally}); planner alone: ${v.plannerWithin25} of ${v.validated}`,
+    `prediction: ${v.within25} of ${v.validated} spillover points within ${v.tolerancePct}% (${tally(v.byMetric)})`,
+    `calibrated reconstruction (uses the measured placement and overhead): ${v.calibratedWithin25} of ${v.validated} (${tally(v.calibratedByMetric)})`,
   );
   for (const s of v.skipped) out.push(`skipped  ${s}`);
   return out.join("\n");

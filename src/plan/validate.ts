@@ -1,24 +1,25 @@
 // Predicted vs measured for a bench suite results file (schema spillover-bench/1, bench/suite.py):
-// for every LLM run that finished, the planner's prediction for the same model (built from the
-// suite's config.json, bf16), on this machine's measured bandwidths, next to what the run measured.
+// for every LLM run that finished, what `spillover plan` predicts for the same model (built from the
+// suite's config.json, bf16) next to what the run measured.
 //
-// Two predictions per row, from the one efficiency model (src/plan/efficiency.ts):
-// - "planner": what `spillover plan` assumes on its own: host bytes = weights minus (VRAM limit
-//   minus the suite's allowance), first come first served (the tail of the allocation order in
-//   host RAM), and the planner's fixed per-step overhead.
-// - "calibrated": the same model fed what was measured about this run and this program, each
-//   named in the row: the placement the interposer's stats record reports (bytes per tier), and
+// Two figures per row, from the one efficiency model (src/plan/efficiency.ts), never mixed up:
+// - the prediction: `spillover plan`'s own strategy (src/plan/strategies.ts) on the machine of the
+//   hardware profile with the run's VRAM limit as the card's VRAM (all in VRAM for a no-spillover
+//   run). The planner places the bytes itself by the interposer's limit and placement rules and
+//   takes nothing from the run: not its placement, not its timings, not its bandwidth probe (that
+//   is used only when there is no profile). This is the figure validated.
+// - the calibrated reconstruction: the same model fed what was measured about this very run, each
+//   input named in the row: the placement the interposer's stats record or the driver reports, and
 //   the program's own fixed time per step (per forward, for prefill) taken from the same model's
-//   no-spillover run. HF transformers' eager generate spends tens of ms per token outside the
-//   weight reads; no bandwidth model can know that without a measurement.
+//   no-spillover run. It explains a measurement after the fact; it predicts nothing.
 // Program properties the planner cannot see (whether the program's MoE kernels read every expert)
-// come from the caller (--expert-reads), never from the results being validated.
+// come from the caller (--expert-reads) and enter the reconstruction only.
 //
-// A no-spillover run is the calibration source for its model: its calibrated rows equal the
-// measurement by construction and are not counted as validated predictions.
+// No-spillover runs are shown with their all-in-VRAM prediction but not counted: the tally is over
+// spillover runs. They are the reconstruction's calibration source.
 
 import { type BenchResults, type LlmEntry, parseBenchResults } from "../bench/schema.js";
-import type { Machine, MachineFlags } from "../hw/machine.js";
+import { buildMachine, type Machine, type MachineFlags } from "../hw/machine.js";
 import type { HwProfile } from "../hw/profile.js";
 import { findGpu } from "../hw/table.js";
 import { analyzeModel, type ModelAnalysis } from "../models/analyze.js";
@@ -26,7 +27,15 @@ import { archFromHfConfig, hfConfigSchema, tensorsFromHfConfig } from "../models
 import type { ModelDescription, TensorEntry } from "../models/types.js";
 import { SpilloverError } from "../util/errors.js";
 import * as E from "./efficiency.js";
-import { type Env, makeEnv, touched } from "./strategies.js";
+import {
+  allVram,
+  type Env,
+  makeEnv,
+  type StrategyResult,
+  spilloverZeroCopy,
+  touched,
+  type Workload,
+} from "./strategies.js";
 import { zeroCopyGemmFactor, zeroCopyGemmFactorForShape } from "./zero-copy.js";
 
 /** What the program does that its model file does not say. */
@@ -39,16 +48,20 @@ export const DEFAULT_PROGRAM: ProgramProps = { expertReads: "routed" };
 
 export interface Placement {
   /**
-   * "vram": no-spillover run; "limit": derived from the VRAM limit; "sampled": the weights'
+   * "vram": no-spillover run; "planner": placed by `spillover plan` from the VRAM limit (the
+   * prediction's); "limit": the limit alone, the reconstruction's fallback; "sampled": the weights'
    * placement asked of the driver during the run; "measured": inferred from the stats record.
    */
-  readonly source: "vram" | "limit" | "sampled" | "measured";
+  readonly source: "vram" | "planner" | "limit" | "sampled" | "measured";
   readonly hostWeightBytes: number;
   /** Pinned bytes that are not weights (activations, workspaces, caches): measured only. */
   readonly hostOtherBytes: number;
 }
 
-export type Verdict = "calibration" | "within" | "miss";
+/** Of the prediction: no-spillover runs ("baseline") are shown, not counted. */
+export type Verdict = "baseline" | "within" | "miss";
+/** Of the calibrated reconstruction: no-spillover runs are its calibration source. */
+export type CalibratedVerdict = "calibration" | "within" | "miss";
 
 export interface ValidationRow {
   readonly run: string;
@@ -58,16 +71,20 @@ export interface ValidationRow {
   readonly fraction: number | null;
   readonly metric: string;
   readonly measured: number;
+  /** `spillover plan`'s prediction (nothing from the run), its error and where it placed the weights. */
   readonly predicted: number;
   readonly errorPct: number;
+  readonly predictedPlacement: Placement;
+  readonly verdict: Verdict;
+  /** The calibrated reconstruction's placement (measured in the run). */
   readonly placement: Placement;
   /** Fixed time per step (decode) or per forward (prefill) added to the GPU time, and where it comes from. */
   readonly overheadS: number;
   readonly overheadSource: string;
   readonly calibrated: number;
   readonly calibratedErrorPct: number;
-  readonly verdict: Verdict;
-  /** Why a row misses (or what a calibration row measured), computed from the data; null when within. */
+  readonly calibratedVerdict: CalibratedVerdict;
+  /** Why the reconstruction misses (or what a calibration row measured), computed from the data; null when within. */
   readonly reason: string | null;
 }
 
@@ -77,20 +94,23 @@ export interface Tally {
 }
 
 export interface Validation {
-  readonly schema: "spillover-plan-validation/2";
+  readonly schema: "spillover-plan-validation/3";
   readonly source: string;
+  /** The machine the prediction assumes (the profile's), and the one the reconstruction uses. */
   readonly machine: Machine;
+  readonly calibratedMachine: Machine;
   readonly program: ProgramProps;
   readonly tolerancePct: number;
   readonly rows: readonly ValidationRow[];
   readonly skipped: readonly string[];
-  /** Validated rows (not calibration sources) whose calibrated prediction is within tolerance. */
+  /** Spillover rows whose prediction is within tolerance, of `validated`. */
   readonly within25: number;
   readonly validated: number;
-  /** The same, for the planner's own prediction. */
-  readonly plannerWithin25: number;
-  /** Keyed "decode dense", "decode moe", "prefill dense", "prefill moe". */
+  /** The same, for the calibrated reconstruction (not a prediction). */
+  readonly calibratedWithin25: number;
+  /** Keyed "decode dense", "decode moe", "prefill dense", "prefill moe": the prediction's, the reconstruction's. */
   readonly byMetric: Readonly<Record<string, Tally>>;
+  readonly calibratedByMetric: Readonly<Record<string, Tally>>;
 }
 
 const TOLERANCE_PCT = 25;
@@ -142,6 +162,43 @@ function machineFrom(r: BenchResults, profile: HwProfile | undefined, f: Machine
     ramSource: profile ? "measured" : "flag",
     cpuThreads: r.host.cpu_count ?? profile?.cpu.threads ?? 1,
     hostRamBytes: r.host.mem_total_bytes ?? null,
+  };
+}
+
+/** The machine `spillover plan` would assume: the hardware profile's, or, with no profile, the
+ * run's own bandwidth probe (the one input from the run then, said in the output). */
+function plannerMachine(r: BenchResults, profile: HwProfile | undefined, f: MachineFlags): Machine {
+  return profile ? buildMachine(profile, f) : machineFrom(r, undefined, f);
+}
+
+/** `spillover plan`'s strategy for a run: all in VRAM without spillover, else spillover tiered on
+ * a card whose VRAM is the run's limit. The program runs a whole prompt in one forward (ubatch =
+ * prompt); the KV cache is bf16. */
+export function predictRun(
+  a: ModelAnalysis,
+  m: Machine,
+  limitBytes: number | null,
+  prompt: number,
+  gen: number,
+  name: string,
+): StrategyResult {
+  const w: Workload = {
+    prompt: Math.max(1, prompt),
+    gen,
+    batch: 1,
+    ctx: Math.max(1, prompt) + gen,
+    kvType: "bf16",
+    ubatch: Math.max(1, prompt),
+  };
+  if (limitBytes === null) return allVram(makeEnv(a, m, w, name));
+  return spilloverZeroCopy(makeEnv(a, { ...m, vramBytes: limitBytes }, w, name));
+}
+
+function predictedPlacement(s: StrategyResult, isBase: boolean): Placement {
+  return {
+    source: isBase ? "vram" : "planner",
+    hostWeightBytes: s.memory.weightsHostBytes,
+    hostOtherBytes: 0,
   };
 }
 
@@ -341,6 +398,7 @@ export function validateResults(
     );
   }
   const machine = machineFrom(results, profile, f);
+  const pm = plannerMachine(results, profile, f);
   const skipped: string[] = [];
   const prepared: Prepared[] = [];
   for (const w of results.workloads) {
@@ -424,13 +482,14 @@ export function validateResults(
     (x, y) => (x.w.mode === "baseline" ? 0 : 1) - (y.w.mode === "baseline" ? 0 : 1),
   );
   const rows: ValidationRow[] = [];
-  for (const p of ordered) rows.push(...rowsFor(p, results, program, baselines, noWeight));
-  return summarize(source, machine, program, rows, skipped);
+  for (const p of ordered) rows.push(...rowsFor(p, results, pm, program, baselines, noWeight));
+  return summarize(source, pm, machine, program, rows, skipped);
 }
 
 function rowsFor(
   p: Prepared,
   results: BenchResults,
+  pm: Machine,
   program: ProgramProps,
   baselines: ReadonlyMap<string, Baseline>,
   noWeight: ReadonlyMap<string, NoWeightRun>,
@@ -453,8 +512,12 @@ function rowsFor(
     isBase ? limitPlacement : (measuredPlacement(w, W, phase) ?? limitPlacement);
   const prefillPlacement = placed("prefill");
   const placement = placed("decode");
-  // The planner's own prediction never knows the program: routed experts, its own overhead.
-  const planner = gpuTimes(e, model, limitPlacement.hostWeightBytes, p.prompts, DEFAULT_PROGRAM);
+  // The prediction knows nothing of the run: `spillover plan` on the profile's machine.
+  const limit = isBase ? null : (w.vram_limit_bytes ?? pm.vramBytes);
+  const predict = (prompt: number) =>
+    predictRun(a, pm, limit, prompt, metrics.decode.new_tokens, w.model);
+  const honestVerdict = (errPct: number): Verdict =>
+    isBase ? "baseline" : Math.abs(errPct) <= TOLERANCE_PCT ? "within" : "miss";
   const calPrefill = gpuTimes(e, model, prefillPlacement.hostWeightBytes, p.prompts, program);
   const cal = gpuTimes(e, model, placement.hostWeightBytes, p.prompts, program);
   const base = baselines.get(w.model);
@@ -472,12 +535,14 @@ function rowsFor(
   for (const pf of Object.values(metrics.prefill)) {
     const T = pf.tokens;
     const measuredS = T / pf.tokens_per_s;
-    const predicted = T / (planner.prefillS.get(T) ?? Number.POSITIVE_INFINITY);
+    const plan = predict(T);
+    const predicted = plan.prefillTokS ?? 0;
     const overheadS = base?.prefillOverheadS.get(T) ?? 0;
     const calS = (calPrefill.prefillS.get(T) ?? 0) + overheadS;
     const calibrated = T / calS;
     const calErr = err(calibrated, pf.tokens_per_s);
     const verdict = verdictOf(isBase, calErr);
+    const errorPct = err(predicted, pf.tokens_per_s);
     let reason: string | null = null;
     if (verdict === "calibration") {
       const gpuS = calPrefill.prefillS.get(T) ?? 0;
@@ -509,17 +574,20 @@ function rowsFor(
       metric: `prefill ${T}`,
       measured: pf.tokens_per_s,
       predicted,
-      errorPct: err(predicted, pf.tokens_per_s),
+      errorPct,
+      predictedPlacement: predictedPlacement(plan, isBase),
+      verdict: honestVerdict(errorPct),
       overheadS,
       overheadSource,
       calibrated,
       calibratedErrorPct: calErr,
-      verdict,
+      calibratedVerdict: verdict,
       reason,
     });
   }
   const measured = metrics.decode.tokens_per_s;
-  const predicted = 1 / (planner.decodeS + E.STEP_OVERHEAD_S);
+  const plan = predict(metrics.ttft_prompt);
+  const predicted = plan.decodeTokS ?? 0;
   const overheadS = base ? base.decodeOverheadS : E.STEP_OVERHEAD_S;
   const calibrated = 1 / (cal.decodeS + overheadS);
   const calErr = err(calibrated, measured);
@@ -579,17 +647,19 @@ function rowsFor(
     measured,
     predicted,
     errorPct: err(predicted, measured),
+    predictedPlacement: predictedPlacement(plan, isBase),
+    verdict: honestVerdict(err(predicted, measured)),
     overheadS,
     overheadSource,
     calibrated,
     calibratedErrorPct: calErr,
-    verdict,
+    calibratedVerdict: verdict,
     reason,
   });
   return rows;
 }
 
-function verdictOf(isBase: boolean, calErr: number): Verdict {
+function verdictOf(isBase: boolean, calErr: number): CalibratedVerdict {
   if (isBase) return "calibration";
   return Math.abs(calErr) <= TOLERANCE_PCT ? "within" : "miss";
 }
@@ -644,32 +714,35 @@ function prefillMissReason(
 function summarize(
   source: string,
   machine: Machine,
+  calibratedMachine: Machine,
   program: ProgramProps,
   rows: ValidationRow[],
   skipped: string[],
 ): Validation {
-  const validated = rows.filter((r) => r.verdict !== "calibration");
-  const byMetric: Record<string, { within: number; total: number }> = {};
-  for (const kind of ["decode", "prefill"]) {
-    for (const fam of ["dense", "moe"]) {
-      const sel = validated.filter((r) => r.metric.startsWith(kind) && (fam === "moe") === r.moe);
-      byMetric[`${kind} ${fam}`] = {
-        within: sel.filter((r) => r.verdict === "within").length,
-        total: sel.length,
-      };
+  const validated = rows.filter((r) => r.verdict !== "baseline");
+  const tally = (ok: (r: ValidationRow) => boolean) => {
+    const out: Record<string, Tally> = {};
+    for (const kind of ["decode", "prefill"]) {
+      for (const fam of ["dense", "moe"]) {
+        const sel = validated.filter((r) => r.metric.startsWith(kind) && (fam === "moe") === r.moe);
+        out[`${kind} ${fam}`] = { within: sel.filter(ok).length, total: sel.length };
+      }
     }
-  }
+    return out;
+  };
   return {
-    schema: "spillover-plan-validation/2",
+    schema: "spillover-plan-validation/3",
     source,
     machine,
+    calibratedMachine,
     program,
     tolerancePct: TOLERANCE_PCT,
     rows,
     skipped,
     within25: validated.filter((r) => r.verdict === "within").length,
     validated: validated.length,
-    plannerWithin25: validated.filter((r) => Math.abs(r.errorPct) <= TOLERANCE_PCT).length,
-    byMetric,
+    calibratedWithin25: validated.filter((r) => r.calibratedVerdict === "within").length,
+    byMetric: tally((r) => r.verdict === "within"),
+    calibratedByMetric: tally((r) => r.calibratedVerdict === "within"),
   };
 }

@@ -146,6 +146,18 @@ describe("analyse(fixture)", () => {
     expect(p?.why.join(" ")).not.toMatch(/not implemented/);
   });
 
+  it("compares no speed-up where accelerate offloaded nothing (every weight stayed in VRAM)", () => {
+    const a = analyse(
+      fixture((raw) => {
+        const off = entry(raw, "dense-8g/accelerate-75").metrics.offload;
+        off.offloaded_bytes = 0;
+      }),
+    );
+    const points = a.claims[1]?.points ?? [];
+    expect(points).toHaveLength(5);
+    expect(points.some((p) => p.model === "dense-8g" && p.label === "75%")).toBe(false);
+  });
+
   it("explains a missed speed-up with what accelerate moved per token", () => {
     const a = analyse(
       fixture((raw) => {
@@ -163,13 +175,41 @@ describe("analyse(fixture)", () => {
   it("reports overhead beyond noise when the 100% run is slower", () => {
     const a = analyse(
       fixture((raw) => {
-        entry(raw, "dense-8g/spillover-100").metrics.decode.tokens_per_s = 48.0;
+        const d = entry(raw, "dense-8g/spillover-100").metrics.decode;
+        d.tokens_per_s = 48.0;
+        d.runs[0].tokens_per_s = 47.9;
+        d.runs[1].tokens_per_s = 48.1;
       }),
     );
     const o = a.claims[2];
     expect(o?.verdict).toBe("missed");
     expect(o?.headline).toMatch(/8\.4% \(dense-8g\)/);
     expect(o?.points[0]?.why.join(" ")).toMatch(/larger than run-to-run noise \(1\.1%/);
+  });
+
+  it("never calls a difference inside the repetitions' spread a result", () => {
+    const a = analyse(
+      fixture((raw) => {
+        const base = entry(raw, "dense-8g/baseline").metrics.decode;
+        base.runs[0].tokens_per_s = 44.0;
+        base.runs[1].tokens_per_s = 53.0;
+        const full = entry(raw, "dense-8g/spillover-100").metrics.decode;
+        full.tokens_per_s = 46.0;
+        full.runs[0].tokens_per_s = 45.0;
+        full.runs[1].tokens_per_s = 47.0;
+      }),
+    );
+    const o = a.claims[2];
+    const p = o?.points.find((x) => x.model === "dense-8g");
+    expect(p?.value).toBeGreaterThan(0.1);
+    expect(p?.met).toBe(true);
+    expect(p?.why.join(" ")).toMatch(
+      /inside the spread, not a result: the repetitions at a 100% limit ran at 45\.0-47\.0 tok\/s, without spillover 44\.0-53\.0/,
+    );
+    const row = a.models
+      .find((m) => m.id === "dense-8g")
+      ?.rows.find((r) => r.label === "spillover 100%");
+    expect(row?.decodeRange).toEqual([45, 47]);
   });
 
   it("flags different tokens, different weights and an inactive interposer", () => {

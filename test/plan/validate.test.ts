@@ -116,7 +116,8 @@ describe("validation on the H100 results", () => {
   it("takes the program's overhead from the no-spillover run and counts those rows as its source", () => {
     for (const model of ["dense-8g", "dense-20g", "moe-11g"]) {
       const base = row(v, `${model}/baseline`, "decode");
-      expect(base.verdict).toBe("calibration");
+      expect(base.calibratedVerdict).toBe("calibration");
+      expect(base.verdict).toBe("baseline");
       expect(base.calibrated).toBeCloseTo(base.measured, 6);
       const spill = v.rows.filter((r) => r.model === model && r.mode === "spillover");
       expect(spill.length).toBeGreaterThan(0);
@@ -136,16 +137,20 @@ describe("validation on the H100 results", () => {
     for (const r of dense) {
       expect(r.placement.source).toBe("measured");
       expect(Math.abs(r.calibratedErrorPct), r.run).toBeLessThanOrEqual(25);
-      expect(r.verdict).toBe("within");
+      expect(r.calibratedVerdict).toBe("within");
+      // The prediction (1 ms overhead, no knowledge of the program) misses: HF generate's own
+      // tens of ms per token dominate, and the reconstruction is no prediction.
+      expect(r.verdict).toBe("miss");
+      expect(r.predictedPlacement.source).toBe("planner");
     }
-    // The planner's own prediction (1 ms overhead) is far off: the program's overhead dominates.
     expect(row(v, "dense-8g/spillover-75", "decode").errorPct).toBeGreaterThan(100);
-    expect(v.byMetric["decode dense"]).toEqual({ within: 8, total: 8 });
+    expect(v.calibratedByMetric["decode dense"]).toEqual({ within: 8, total: 8 });
+    expect(v.byMetric["decode dense"]).toEqual({ within: 0, total: 8 });
   });
 
   it("explains every miss from the data", () => {
-    const misses = v.rows.filter((r) => r.verdict === "miss");
-    expect(misses.length).toBe(v.validated - v.within25);
+    const misses = v.rows.filter((r) => r.calibratedVerdict === "miss");
+    expect(misses.length).toBe(v.validated - v.calibratedWithin25);
     for (const r of misses) expect(r.reason, `${r.run} ${r.metric}`).toBeTruthy();
     // Prefill at a 100% limit: no weights in host, the pinned bytes are later allocations.
     expect(row(v, "dense-8g/spillover-100", "prefill 2048").reason).toMatch(
@@ -154,7 +159,7 @@ describe("validation on the H100 results", () => {
     expect(row(v, "dense-20g/spillover-50", "prefill 2048").reason).toMatch(
       /the dense-20g\/spillover-100 run \(no weights in host, 0\.69 GB other\) lost 4\.04 s/,
     );
-    expect(v.byMetric["prefill dense"]?.within).toBe(0);
+    expect(v.calibratedByMetric["prefill dense"]?.within).toBe(0);
   });
 
   it("shows what the MoE measurement implies about expert reads", () => {
@@ -185,6 +190,9 @@ describe("validation on the H100 results", () => {
     const within = Object.values(v.byMetric).reduce((s, t) => s + t.within, 0);
     expect(within).toBe(v.within25);
     expect(v.rows.filter((r) => r.verdict === "within")).toHaveLength(v.within25);
+    const cal = Object.values(v.calibratedByMetric).reduce((s, t) => s + t.within, 0);
+    expect(cal).toBe(v.calibratedWithin25);
+    expect(v.rows.filter((r) => r.calibratedVerdict === "within")).toHaveLength(cal);
   });
 
   it("falls back to the limit and the planner's overhead without a stats record or a baseline", () => {
@@ -196,17 +204,19 @@ describe("validation on the H100 results", () => {
     expect(r.placement.source).toBe("limit");
     expect(r.placement.hostOtherBytes).toBe(0);
     expect(r.overheadSource).toBe("planner constant (no baseline run)");
-    expect(r.calibrated).toBeCloseTo(r.predicted, 6);
+    // The prediction does not depend on what the run recorded.
+    expect(r.predicted).toBe(row(v, "dense-8g/spillover-50", "decode").predicted);
   });
 
   it("prints the table, the reasons and the tallies", () => {
     const text = formatValidation(v);
     expect(text).toMatch(
-      /^dense-8g\/spillover-50 +decode +7\.08 +11\.79 +\+66% +measured: 4\.15 GB w \+ 0\.69 other +67\.9 ms \(baseline\) +6\.63 +-6% +within$/m,
+      /^dense-8g\/spillover-50 +decode +7\.08 +18\.65 +\+163% +planner: 2\.82 GB w +miss +\| measured: 4\.15 GB w \+ 0\.69 other +67\.9 ms \(baseline\) +6\.63 +-6% +within$/m,
     );
-    expect(text).toContain("why (computed from the results):");
+    expect(text).toContain("calibrated reconstruction, why (computed from the results):");
+    expect(text).toMatch(/^prediction: 0 of 27 spillover points within 25% \(decode dense 0\/8,/m);
     expect(text).toMatch(
-      /^\d+ of 27 spillover predictions within 25% calibrated \(decode dense 8\/8, decode moe \d\/1, prefill dense 0\/16, prefill moe 0\/2\)/m,
+      /^calibrated reconstruction \(uses the measured placement and overhead\): 8 of 27 \(decode dense 8\/8, decode moe \d\/1, prefill dense 0\/16, prefill moe 0\/2\)/m,
     );
   });
 });
@@ -265,15 +275,56 @@ describe("sampled placement (results with metrics.placement)", () => {
 
   it("validates the migrated suite run: the recorded tally, and every miss is a run without host weights or one overhead-bound prefill", () => {
     const v = validateResults(MIGRATE_PATH, MIGRATE, PROFILE, {}, { expertReads: "routed" });
-    expect(v.within25).toBe(23);
+    expect(v.calibratedWithin25).toBe(23);
     expect(v.validated).toBe(27);
-    const misses = v.rows.filter((r) => r.verdict === "miss").map((r) => `${r.run} ${r.metric}`);
+    const misses = v.rows
+      .filter((r) => r.calibratedVerdict === "miss")
+      .map((r) => `${r.run} ${r.metric}`);
     expect(misses.sort()).toEqual([
       "dense-20g/spillover-100 decode",
       "dense-8g/spillover-100 decode",
       "dense-8g/spillover-100 prefill 512",
       "dense-8g/spillover-75 prefill 512",
     ]);
+  });
+});
+
+describe("the honest prediction (nothing from the run)", () => {
+  it("places the bytes from the VRAM limit by the interposer's rules and ignores what the run measured", () => {
+    const v = validateResults(MIGRATE_PATH, MIGRATE, PROFILE, {}, { expertReads: "routed" });
+    // The recorded honest figure on the migrated H100 run.
+    expect(v.within25).toBe(6);
+    const r = row(v, "dense-8g/spillover-50", "decode");
+    const a = analyzeModel(suiteModel("dense-8g"));
+    // Host weights = weights - (limit - KV - activations - 512 MiB of context and workspace).
+    const limit = entry("dense-8g/spillover-50").vram_limit_bytes ?? 0;
+    expect(r.predictedPlacement.hostWeightBytes).toBeGreaterThan(a.totalBytes - limit);
+    expect(r.predictedPlacement.hostWeightBytes).toBeLessThan(a.totalBytes - limit + 2 ** 30);
+    // Change everything the run measured about itself: the prediction stays, the reconstruction moves.
+    const j = JSON.parse(MIGRATE);
+    for (const w of j.workloads) {
+      if (w.id !== "dense-8g/spillover-50") continue;
+      delete w.metrics.placement;
+      w.spill_stats.tier_pinned_bytes = 0;
+      w.metrics.decode.tokens_per_s *= 2;
+    }
+    j.bandwidth = {
+      h2d_pinned_gbps: 5,
+      d2h_pinned_gbps: 5,
+      vram_read_gbps: 100,
+      vram_copy_gbps: 100,
+    };
+    const x = validateResults(
+      MIGRATE_PATH,
+      JSON.stringify(j),
+      PROFILE,
+      {},
+      { expertReads: "routed" },
+    );
+    const y = row(x, "dense-8g/spillover-50", "decode");
+    expect(y.predicted).toBe(r.predicted);
+    expect(y.predictedPlacement).toEqual(r.predictedPlacement);
+    expect(y.calibrated).not.toBe(r.calibrated);
   });
 });
 

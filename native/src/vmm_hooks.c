@@ -351,6 +351,7 @@ SP_EXPORT CUresult cuMemSetAccess(CUdeviceptr va, size_t size, const CUmemAccess
     free(r->access);
     r->access = a;
     r->naccess = (uint32_t)count;
+    if (sp_g.dev[r->dev].peers) sp_rec_apply_access(r); /* peers of its device keep their access */
   }
   if (rc != CUDA_SUCCESS && all_ok && ours == size) rc = CUDA_SUCCESS; /* all ours, set page by page */
   sp_unlock();

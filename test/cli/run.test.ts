@@ -97,7 +97,8 @@ describe("spillover run", () => {
   });
 
   it("a bad entry of a per-GPU --vram-limit list is one line naming it, and nothing runs", async () => {
-    const r = await cli(["run", "--vram-limit", "0:8G,9:1G", "--no-broker", "--", "echo", "ran"]).done;
+    const r = await cli(["run", "--vram-limit", "0:8G,9:1G", "--no-broker", "--", "echo", "ran"])
+      .done;
     expect(r.out).toBe("");
     const lines = r.err.split("\n").filter((l) => l.length > 0);
     expect(lines).toHaveLength(1);

@@ -4,7 +4,8 @@
 **  limits      SPILLOVER_VRAM_LIMIT=0:64M,1:96M SPILLOVER_VRAM_RESERVE=0:16M,1:0: each device
 **              reports and spends its own budget and reserve
 **  copy        a tiered range on device 0 (VRAM and host pages) copied to device 1 and back with
-**              cuMemcpyPeer, cuMemcpyDtoD and cuMemcpy: every byte equal
+**              cuMemcpyPeer, cuMemcpyDtoD and cuMemcpy: every byte equal; its pointer attributes
+**              answer for device 0 while device 1 is current
 **  peer        after cuCtxEnablePeerAccess a kernel on device 1 reads device 0's tiered range, also
 **              after its pages moved tiers and for a range made afterwards; cuCtxDisablePeerAccess
 **              takes that access away again
@@ -146,7 +147,13 @@ static int copy(void) {
   use(1);
   CU(cuMemAlloc_v2(&dst, n)); /* device 1's own tiered range, both tiers too */
   CHECK(pages_in(dst, n, 1) > 0 && pages_in(dst, n, 2) > 0, "setup: the copy target is not in both tiers");
-  /* device 1 is current: the copies run there, reading device 0's pages */
+  /* device 1 is current: a device 0 pointer still answers for device 0 */
+  int ordinal = -1;
+  CUcontext owner = NULL;
+  CU(cuPointerGetAttribute(&ordinal, CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL, src + 70 * MiB));
+  CU(cuPointerGetAttribute(&owner, CU_POINTER_ATTRIBUTE_CONTEXT, src + 70 * MiB));
+  CHECK(ordinal == 0 && owner == ctx[0], "device 0's pointer answers device %d", ordinal);
+  /* the copies run on device 1, reading device 0's pages */
   CU(cuMemcpyPeer(dst, ctx[1], src, ctx[0], n));
   expect_pattern(1, dst, n, 5, "cuMemcpyPeer 0->1");
   CU(cuMemsetD8_v2(dst, 0, n));

@@ -133,9 +133,6 @@ sp_dev *sp_dev_get(int ordinal) {
   uint64_t res = sp_size_resolve(rs, lim, tenth < (1ull << 30) ? tenth : (1ull << 30));
   d->reserve = res > lim ? lim : res;
   d->ready = 1;
-  /* A second device in use: copies start checking which device needs access (peer.c). */
-  for (int i = 0; i < SP_MAX_DEV; i++)
-    if (i != ordinal && sp_g.dev[i].ready) __atomic_store_n(&sp_g.multi, 1, __ATOMIC_RELAXED);
   if (!d->tiering)
     sp_log(SP_LOG_WARN, "device %d lacks VMM with host NUMA memory; its allocations pass through", ordinal);
   sp_log(SP_LOG_DEBUG, "device %d: physical %llu MiB, limit %llu MiB, reserve %llu MiB, numa %d", ordinal,
@@ -143,6 +140,16 @@ sp_dev *sp_dev_get(int ordinal) {
          d->numa_id);
   sp_stats_publish();
   return d;
+}
+
+/* Lock held. d allocates: once a second device does, copies start checking which device needs
+** access to tiered ranges (peer.c). Capacity queries alone (a framework asking every device's
+** total) do not count: a program that uses one GPU of several keeps the single-GPU path. */
+void sp_dev_note_alloc(sp_dev *d) {
+  if (d->allocated) return;
+  d->allocated = 1;
+  for (int i = 0; i < SP_MAX_DEV; i++)
+    if (i != d->ordinal && sp_g.dev[i].allocated) __atomic_store_n(&sp_g.multi, 1, __ATOMIC_RELAXED);
 }
 
 sp_dev *sp_dev_current(void) {

@@ -98,6 +98,7 @@ void sp_pinned_trim_to_cap(void);                 /* broker lowered the cap: giv
 /* ---- devices and budgets (device.c) ------------------------------------------------------- */
 typedef struct sp_dev {
   int ready;   /* 0 not yet, 1 initialised */
+  int allocated; /* the program allocated on it (sp_dev_note_alloc) */
   int tiering; /* VMM and HOST_NUMA VMM supported: tiered allocations possible */
   int ordinal, numa_id;
   int pci_domain, pci_bus, pci_device;
@@ -124,7 +125,7 @@ typedef struct sp_state {
   sp_pool pinned_pool;
   uint64_t pinned_peak;
   sp_dev dev[SP_MAX_DEV];
-  int multi; /* a second device was used or peer access enabled: copies check peers (peer.c) */
+  int multi; /* a second device allocated, or peer access enabled: copies check peers (peer.c) */
   uint64_t next_buffer_id;
   CUdeviceptr tiered_lo, tiered_hi; /* every tiered range ever made lies inside (launch scan) */
   uint64_t start_ns;
@@ -146,6 +147,7 @@ uint64_t sp_dev_reported_total(const sp_dev *d);
 uint64_t sp_pinned_committed(void);
 int sp_pinned_can_commit(uint64_t extra); /* within limit and lease (asks the broker) */
 void sp_dev_peaks(sp_dev *d);
+void sp_dev_note_alloc(sp_dev *d); /* lock held */
 
 /* ---- allocation table (table.c) ----------------------------------------------------------- */
 enum { SP_PAGE_VRAM = 0, SP_PAGE_HOST = 1 }; /* where a page of a tiered range lives: sp_rec.loc */

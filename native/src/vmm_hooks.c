@@ -139,6 +139,7 @@ SP_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size
   }
   sp_g.alloc_calls++;
   if (size > sp_g.largest_alloc) sp_g.largest_alloc = size;
+  sp_dev_note_alloc(d);
   int whole = exportable(prop) || !sp_cfg.migrate; /* exportable: must be one real VRAM handle */
   if (whole) {
     uint64_t budget = d->limit - (size <= sp_cfg.threshold ? 0 : d->reserve);

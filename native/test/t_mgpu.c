@@ -11,6 +11,8 @@
 **              takes that access away again
 **  exportable  an exportable cuMemCreate on device 1 past its limit stays one VRAM handle and
 **              exports, a cold range of device 1 leaving VRAM for it; device 0 untouched
+**  onegpu      while only device 0 is used, copies cost no driver call of ours; once device 1
+**              is used, its first copy of a tiered range grants access once, later ones nothing
 */
 #include "../demo/spill_pattern.h"
 #include "t_common.h"
@@ -277,12 +279,54 @@ static int exportable(void) {
   return 0;
 }
 
+/* While one GPU is in use a copy costs no driver call of ours; once a second is used, the first
+** copy of a tiered range from it grants access once, the next ones nothing. */
+static int onegpu(void) {
+  typedef void (*reset_fn)(void);
+  reset_fn reset = (reset_fn)dlsym(RTLD_DEFAULT, "fakecuda_reset_calls");
+  CHECK(reset != NULL, "not the fake driver");
+  CUdevice d0;
+  CU(cuInit(0));
+  CU(cuDeviceGet(&d0, 0));
+  CU(cuDevicePrimaryCtxRetain(&ctx[0], d0));
+  use(0);
+  CUdeviceptr a, b;
+  CU(cuMemAlloc_v2(&a, 80 * MiB));
+  CU(cuMemAlloc_v2(&b, 80 * MiB));
+  size_t total1;
+  CU(cuDeviceTotalMem_v2(&total1, 1)); /* asking about device 1 is not using it */
+  reset();
+  for (int i = 0; i < 100; i++) CU(cuMemcpyDtoD_v2(b, a, 80 * MiB));
+  unsigned long extra = t_calls("cuCtxGetDevice") + t_calls("cuCtxGetCurrent") + t_calls("cuMemSetAccess");
+  CHECK(extra == 0 && t_calls("cuMemcpyDtoD_v2") == 100, "100 copies on one GPU made %lu calls of ours", extra);
+  CUdevice d1;
+  CU(cuDeviceGet(&d1, 1));
+  CU(cuDevicePrimaryCtxRetain(&ctx[1], d1));
+  use(1);
+  CUdeviceptr c;
+  CU(cuMemAlloc_v2(&c, 2 * MiB)); /* device 1 in use */
+  reset();
+  CU(cuMemcpyDtoD_v2(c, a, 2 * MiB));
+  unsigned long granted = t_calls("cuMemSetAccess");
+  CHECK(granted >= 2, "the first copy from device 1 set access %lu times (a and b)", granted);
+  reset();
+  for (int i = 0; i < 10; i++) CU(cuMemcpyDtoD_v2(c, b, 2 * MiB));
+  CHECK(t_calls("cuMemSetAccess") == 0, "later copies set access again (%lu)", t_calls("cuMemSetAccess"));
+  CU(cuMemFree_v2(c));
+  use(0);
+  CU(cuMemFree_v2(a));
+  CU(cuMemFree_v2(b));
+  printf("ok onegpu\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *s = argc > 1 ? argv[1] : "";
   if (!strcmp(s, "limits")) return limits();
   if (!strcmp(s, "copy")) return copy();
   if (!strcmp(s, "peer")) return peer();
   if (!strcmp(s, "exportable")) return exportable();
-  fprintf(stderr, "usage: t_mgpu limits|copy|peer|exportable\n");
+  if (!strcmp(s, "onegpu")) return onegpu();
+  fprintf(stderr, "usage: t_mgpu limits|copy|peer|exportable|onegpu\n");
   return 2;
 }

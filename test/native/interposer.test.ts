@@ -214,6 +214,10 @@ describe("two GPUs (FAKE_CUDA_DEVICES=2)", () => {
     expectOk(r, "ok exportable");
   });
 
+  test("with one GPU in use a copy makes no driver call of ours; a second GPU's first copy grants access once", () => {
+    expectOk(run("t_mgpu", ["onegpu"], two), "ok onegpu");
+  });
+
   test("a bad entry in a per-GPU list prints one line naming it and everything passes through", () => {
     const r = run("t_misc", ["passthrough"], { SPILLOVER_VRAM_LIMIT: "0:8G,x:1G" });
     expectOk(r, "ok passthrough");

@@ -273,7 +273,7 @@ def tp(a):
     g = torch.Generator(device=dev).manual_seed(99 + rank)
 
     def w(*shape):
-        return (torch.randn(*shape, dtype=bf, device=dev, generator=g) * 0.02)
+        return torch.randn(*shape, dtype=bf, device=dev, generator=g).mul_(0.02)
 
     emb = w(vocab, hidden)  # replicated; a decode step reads one row of it
     read = []  # the tensors one decode step reads whole

@@ -6,7 +6,8 @@
 ** the peer's device gets READWRITE for the current device), or a copy names a tiered range of
 ** one device while another device does it (sp_peer_copy: that device is added once). Either is
 ** remembered per owning device (sp_dev.peers), so new ranges and pages the mover remaps get it
-** too (tiered.c: sp_rec_set_access). Until a second device is used nothing here runs.
+** too (tiered.c: sp_rec_set_access). Until the program allocates on a second device or enables
+** peer access nothing here runs (device.c: sp_dev_note_alloc).
 */
 #define _GNU_SOURCE
 #include <string.h>

@@ -90,51 +90,97 @@ function push(cols: number[][], values: number[]) {
   if ((cols[0]?.length ?? 0) > MAX_POINTS) for (const c of cols) c.shift();
 }
 
+interface Tiers {
+  readonly vram: number;
+  readonly pinned: number;
+  readonly swap: number;
+}
+
+function tierBar(t: Tiers, pct: (n: number) => string): HTMLDivElement {
+  const bar = document.createElement("div");
+  bar.className = "bar";
+  bar.title = `VRAM ${bytes(t.vram)}, pinned ${bytes(t.pinned)}, swap ${bytes(t.swap)}`;
+  for (const [k, v] of [
+    ["vram", t.vram],
+    ["pinned", t.pinned],
+    ["swap", t.swap],
+  ] as const) {
+    const span = document.createElement("span");
+    span.className = k;
+    span.style.width = pct(v);
+    bar.append(span);
+  }
+  return bar;
+}
+
 function renderProcesses(s: BrokerStatus) {
   const body = el("processes").querySelector("tbody") as HTMLTableSectionElement;
   if (s.processes.length === 0) {
-    body.innerHTML = '<tr><td colspan="9" class="empty">no processes are using spillover</td></tr>';
+    body.innerHTML =
+      '<tr><td colspan="10" class="empty">no processes are using spillover</td></tr>';
     return;
   }
   const leases = new Map(s.clients.map((c) => [c.pid, c.pinnedLease]));
   const max = Math.max(1, ...s.processes.map((p) => p.vram + p.pinned + p.swap));
-  const rows = s.processes.map((p) => {
+  const pct = (n: number) => `${((100 * n) / max).toFixed(2)}%`;
+  // One row per process (its totals), and under it one row per GPU when it uses several.
+  const row = (id: string, cls: string, cells: [string, string][], t: Tiers) => {
     const tr = document.createElement("tr");
-    tr.id = `proc-${p.pid}`;
-    const pct = (n: number) => `${((100 * n) / max).toFixed(2)}%`;
-    const cells: [string, string][] = [
-      [String(p.pid), ""],
-      ["", "bar"],
-      [bytes(p.vram), "num vram-bytes"],
-      [bytes(p.pinned), "num pinned-bytes"],
-      [bytes(p.swap), "num"],
-      [bytes(leases.get(p.pid) ?? p.pinnedLease), "num"],
-      [String(p.ooms), "num"],
-      [p.mode + (p.exited ? " (exited)" : ""), ""],
-      [p.command, "cmd"],
-    ];
-    for (const [t, cls] of cells) {
+    tr.id = id;
+    if (cls) tr.className = cls;
+    for (const [text, c] of cells) {
       const td = document.createElement("td");
-      if (cls) td.className = cls;
-      if (cls === "bar") {
-        const bar = document.createElement("div");
-        bar.className = "bar";
-        bar.title = `VRAM ${bytes(p.vram)}, pinned ${bytes(p.pinned)}, swap ${bytes(p.swap)}`;
-        for (const [k, v] of [
-          ["vram", p.vram],
-          ["pinned", p.pinned],
-          ["swap", p.swap],
-        ] as const) {
-          const span = document.createElement("span");
-          span.className = k;
-          span.style.width = pct(v);
-          bar.append(span);
-        }
-        td.append(bar);
-      } else td.textContent = t;
+      if (c) td.className = c;
+      if (c === "bar") td.append(tierBar(t, pct));
+      else td.textContent = text;
       tr.append(td);
     }
     return tr;
+  };
+  const rows = s.processes.flatMap((p) => {
+    const gpuCell =
+      p.gpus.length === 0 ? "-" : p.gpus.length === 1 ? String(p.gpus[0]?.gpu) : "all";
+    const head = row(
+      `proc-${p.pid}`,
+      "",
+      [
+        [String(p.pid), ""],
+        [gpuCell, ""],
+        ["", "bar"],
+        [bytes(p.vram), "num vram-bytes"],
+        [bytes(p.pinned), "num pinned-bytes"],
+        [bytes(p.swap), "num"],
+        [bytes(leases.get(p.pid) ?? p.pinnedLease), "num"],
+        [String(p.ooms), "num"],
+        [p.mode + (p.exited ? " (exited)" : ""), ""],
+        [p.command, "cmd"],
+      ],
+      p,
+    );
+    if (p.gpus.length < 2) return [head];
+    return [
+      head,
+      ...p.gpus.map((g) => {
+        const t = { vram: g.vram + g.passthrough, pinned: g.pinned, swap: g.swap };
+        return row(
+          `proc-${p.pid}-gpu-${g.gpu}`,
+          "gpu-row",
+          [
+            ["", ""],
+            [String(g.gpu), ""],
+            ["", "bar"],
+            [bytes(t.vram), "num vram-bytes"],
+            [bytes(t.pinned), "num pinned-bytes"],
+            [bytes(t.swap), "num"],
+            ["", "num"],
+            ["", "num"],
+            ["", ""],
+            ["", "cmd"],
+          ],
+          t,
+        );
+      }),
+    ];
   });
   body.replaceChildren(...rows);
 }

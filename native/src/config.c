@@ -80,6 +80,40 @@ static int size_var(const char *var, int allow_pct, sp_size *out) {
   return 0;
 }
 
+/* SPILLOVER_VRAM_LIMIT / SPILLOVER_VRAM_RESERVE: one size for every GPU, or a per-GPU list
+** "0:8G,1:12G" (GPUs not listed keep the default). The list fills per_dev; *all stays unset. */
+static int size_or_list_var(const char *var, int positive, sp_size *all, sp_size per_dev[SP_MAX_DEV]) {
+  const char *v = getenv(var);
+  for (int i = 0; i < SP_MAX_DEV; i++) per_dev[i].kind = 0;
+  if (!v || !strchr(v, ':')) {
+    if (size_var(var, 1, all)) return -1;
+    if (positive && all->kind == 1 && all->bytes == 0)
+      return bad(var, v, "a positive size (use bytes or a number with K/M/G/T, or NN%)");
+    return 0;
+  }
+  all->kind = 0;
+  char buf[512], why[700];
+  if (strlen(v) >= sizeof(buf)) return bad(var, v, "a size or a per-GPU list shorter than 512 bytes");
+  memcpy(buf, v, strlen(v) + 1);
+  char *save = NULL;
+  for (char *e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+    char *colon = strchr(e, ':'), *end = NULL;
+    long gpu = colon ? strtol(e, &end, 10) : -1;
+    sp_size one;
+    int ok = colon && end == colon && end != e && gpu >= 0 && gpu < SP_MAX_DEV && !per_dev[gpu].kind &&
+             sp_parse_size(colon + 1, 1, &one) == 0 && !(positive && one.kind == 1 && one.bytes == 0);
+    if (!ok) {
+      snprintf(why, sizeof(why),
+               "a size or a per-GPU list (entry \"%s\": use GPU:SIZE such as 0:8G,1:12G, each GPU 0-%d once, "
+               "sizes in bytes, K/M/G/T or NN%%)",
+               e, SP_MAX_DEV - 1);
+      return bad(var, v, why);
+    }
+    per_dev[gpu] = one;
+  }
+  return 0;
+}
+
 static int path_var(const char *var, char *dst, size_t cap) {
   const char *v = getenv(var);
   dst[0] = '\0';
@@ -118,15 +152,13 @@ int sp_config_parse(sp_config *c) {
     if (strcmp(v, "auto") && strcmp(v, "off")) return bad("SPILLOVER_BROKER", v, "a broker mode (use auto or off)");
     c->broker_off = v[0] == 'o';
   }
-  if (size_var("SPILLOVER_VRAM_LIMIT", 1, &c->vram_limit)) return -1;
-  if (size_var("SPILLOVER_VRAM_RESERVE", 1, &c->vram_reserve)) return -1;
+  if (size_or_list_var("SPILLOVER_VRAM_LIMIT", 1, &c->vram_limit, c->vram_limit_dev)) return -1;
+  if (size_or_list_var("SPILLOVER_VRAM_RESERVE", 0, &c->vram_reserve, c->vram_reserve_dev)) return -1;
   if (size_var("SPILLOVER_PINNED_LIMIT", 1, &c->pinned_limit)) return -1;
   if (size_var("SPILLOVER_HOST_RESERVE", 1, &c->host_reserve)) return -1;
   sp_size th;
   if (size_var("SPILLOVER_THRESHOLD", 0, &th)) return -1;
   c->threshold = th.kind ? th.bytes : SP_PAGE;
-  if (c->vram_limit.kind == 1 && c->vram_limit.bytes == 0)
-    return bad("SPILLOVER_VRAM_LIMIT", getenv("SPILLOVER_VRAM_LIMIT"), "a positive size (use bytes or a number with K/M/G/T, or NN%)");
   if (path_var("SPILLOVER_STATS_DIR", c->stats_dir, sizeof(c->stats_dir))) return -1;
   if (path_var("SPILLOVER_LIBCUDA", c->libcuda, sizeof(c->libcuda))) return -1;
   /* A path that cannot be read is said here, once: a program that dlopens its own libcuda never

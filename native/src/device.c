@@ -125,7 +125,9 @@ sp_dev *sp_dev_get(int ordinal) {
   d->tiering = attr(CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, ordinal, 0) &&
                attr(CU_DEVICE_ATTRIBUTE_HOST_NUMA_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, ordinal, 0) &&
                sp_real.cuMemCreate && sp_real.cuMemMap && sp_real.cuMemAddressReserve && sp_real.cuMemSetAccess;
-  uint64_t lim = sp_cfg.vram_limit.kind ? sp_size_resolve(&sp_cfg.vram_limit, phys, phys) : free_vram(ordinal, phys);
+  const sp_size *ls = sp_cfg.vram_limit_dev[ordinal].kind ? &sp_cfg.vram_limit_dev[ordinal] : &sp_cfg.vram_limit;
+  const sp_size *rs = sp_cfg.vram_reserve_dev[ordinal].kind ? &sp_cfg.vram_reserve_dev[ordinal] : &sp_cfg.vram_reserve;
+  uint64_t lim = ls->kind ? sp_size_resolve(ls, phys, phys) : free_vram(ordinal, phys);
   if (lim > phys) {
     static int said; /* once per process, not once per device */
     if (!said++)
@@ -137,7 +139,7 @@ sp_dev *sp_dev_get(int ordinal) {
   if (sp_g.broker) lim = sp_broker_vram(ordinal, lim, phys);
   d->limit = lim;
   uint64_t tenth = lim / 10;
-  uint64_t res = sp_size_resolve(&sp_cfg.vram_reserve, lim, tenth < (1ull << 30) ? tenth : (1ull << 30));
+  uint64_t res = sp_size_resolve(rs, lim, tenth < (1ull << 30) ? tenth : (1ull << 30));
   d->reserve = res > lim ? lim : res;
   d->ready = 1;
   if (!d->tiering)
@@ -147,6 +149,16 @@ sp_dev *sp_dev_get(int ordinal) {
          d->numa_id);
   sp_stats_publish();
   return d;
+}
+
+/* Lock held. d allocates: once a second device does, copies start checking which device needs
+** access to tiered ranges (peer.c). Capacity queries alone (a framework asking every device's
+** total) do not count: a program that uses one GPU of several keeps the single-GPU path. */
+void sp_dev_note_alloc(sp_dev *d) {
+  if (d->allocated) return;
+  d->allocated = 1;
+  for (int i = 0; i < SP_MAX_DEV; i++)
+    if (i != d->ordinal && sp_g.dev[i].allocated) __atomic_store_n(&sp_g.multi, 1, __ATOMIC_RELAXED);
 }
 
 sp_dev *sp_dev_current(void) {

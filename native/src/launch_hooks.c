@@ -68,5 +68,18 @@ SP_EXPORT CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *cfg, CUfunction f
     sp_fence_leave();                                 \
     return rc;                                        \
   }
+/* The peer check first: one load while a single GPU is in use (sp_peers_possible). */
+#define SP_FENCED_COPY(name, params, args, dst, src, dctx, sctx) \
+  SP_EXPORT CUresult name params {                               \
+    sp_cuda_load();                                              \
+    if (!sp_real.name) return CUDA_ERROR_NOT_FOUND;              \
+    if (sp_peers_possible()) sp_peer_copy(dst, src, dctx, sctx); \
+    if (!migrating()) return sp_real.name args;                  \
+    sp_fence_enter();                                            \
+    CUresult rc = sp_real.name args;                             \
+    sp_fence_leave();                                            \
+    return rc;                                                   \
+  }
 #include "fenced.def"
+#undef SP_FENCED_COPY
 #undef SP_FENCED

@@ -100,6 +100,7 @@ static CUresult do_alloc(const alloc_call *c, CUdeviceptr *dptr, size_t size) {
   sp_lock();
   sp_g.alloc_calls++;
   if (size > sp_g.largest_alloc) sp_g.largest_alloc = size;
+  sp_dev_note_alloc(d);
   sp_reap(0);
   int small = size <= sp_cfg.threshold; /* PyTorch's 2 MiB small-pool segments: activations */
   /* Large synchronous allocations (weights, KV caches, the caching allocators' segments) become

@@ -138,8 +138,12 @@ void sp_migrate_pass(void) {
 
 size_t sp_migrate_evict(sp_dev *d, uint64_t pages) {
   CUcontext ctx = NULL;
+  CUdevice cur = -1;
   if (!sp_cfg.migrate || !pages || sp_capturing_anywhere()) return 0;
   if (!sp_real.cuCtxGetCurrent || sp_real.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || !ctx) return 0;
+  /* The mover copies in the current context: only pages of its own device (a cuMemCreate for
+  ** another GPU while this one is current makes no room rather than copy from the wrong GPU). */
+  if (sp_real.cuCtxGetDevice(&cur) != CUDA_SUCCESS || cur != d->ordinal) return 0;
   return placement_run(d, ctx, plan_evict, pages, 0);
 }
 

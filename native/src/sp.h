@@ -61,6 +61,7 @@ typedef struct sp_config {
   int passthrough; /* SPILLOVER_DISABLE=1 or a malformed variable */
   int log_level;
   sp_size vram_limit, vram_reserve, pinned_limit, host_reserve;
+  sp_size vram_limit_dev[SP_MAX_DEV], vram_reserve_dev[SP_MAX_DEV]; /* per-GPU list form ("0:8G,1:12G") */
   uint64_t threshold;
   int broker_off;
   int keep_stats;
@@ -104,6 +105,7 @@ int sp_pinned_limit_allows(uint64_t bytes);         /* within the limit, re-read
 /* ---- devices and budgets (device.c) ------------------------------------------------------- */
 typedef struct sp_dev {
   int ready;   /* 0 not yet, 1 initialised */
+  int allocated; /* the program allocated on it (sp_dev_note_alloc) */
   int tiering; /* VMM and HOST_NUMA VMM supported: tiered allocations possible */
   int ordinal, numa_id;
   int pci_domain, pci_bus, pci_device;
@@ -114,6 +116,8 @@ typedef struct sp_dev {
   uint64_t vvmm_bytes[2];                 /* pages behind the program's tiered cuMemCreate handles */
   uint64_t reported_free;
   sp_pool vram_pool;
+  uint32_t peers;         /* devices given READWRITE on every tiered range of this one (peer.c) */
+  uint32_t peers_refused; /* devices the driver refused that access: not asked again */
 } sp_dev;
 
 typedef struct sp_state {
@@ -128,6 +132,7 @@ typedef struct sp_state {
   sp_pool pinned_pool;
   uint64_t pinned_peak;
   sp_dev dev[SP_MAX_DEV];
+  int multi; /* a second device allocated, or peer access enabled: copies check peers (peer.c) */
   uint64_t next_buffer_id;
   CUdeviceptr tiered_lo, tiered_hi; /* every tiered range ever made lies inside (launch scan) */
   uint64_t start_ns;
@@ -149,6 +154,7 @@ uint64_t sp_dev_reported_total(const sp_dev *d);
 uint64_t sp_pinned_committed(void);
 int sp_pinned_can_commit(uint64_t extra); /* within limit and lease (asks the broker) */
 void sp_dev_peaks(sp_dev *d);
+void sp_dev_note_alloc(sp_dev *d); /* lock held */
 
 /* ---- allocation table (table.c) ----------------------------------------------------------- */
 enum { SP_PAGE_VRAM = 0, SP_PAGE_HOST = 1 }; /* where a page of a tiered range lives: sp_rec.loc */
@@ -207,7 +213,10 @@ CUresult sp_tiered_alloc(sp_dev *d, uint64_t size, int may_use_reserve, int vram
 void sp_tiered_release(sp_rec *r); /* lock held; unmaps, returns pages, frees the record */
 void sp_tiered_window(const sp_rec *r); /* lock held: widen the launch scan's address window */
 CUresult sp_access_rw(int dev, CUdeviceptr va, uint64_t size); /* READWRITE for the device */
-CUresult sp_rec_set_access(const sp_rec *r, CUdeviceptr va, uint64_t size); /* r's access on part of it */
+/* r's access on part of it: the program's descriptors (or READWRITE for r's device), plus
+** READWRITE for every peer of r's device (sp_dev.peers). */
+CUresult sp_rec_set_access(const sp_rec *r, CUdeviceptr va, uint64_t size);
+CUresult sp_rec_apply_access(const sp_rec *r); /* the whole range (page by page if refused) */
 void sp_reap(int wait);            /* lock held; release finished deferred frees */
 int sp_pending_count(void);
 extern int sp_npending; /* records waiting on a cuMemFreeAsync event */
@@ -271,6 +280,14 @@ int sp_capturing_anywhere(void);
 int sp_stream_capturing(CUstream s); /* capture_hooks.c: s is being captured (or cannot say) */
 void sp_migrate_after_fork(void);
 void sp_sync_ctx(CUcontext ctx); /* cuCtxSynchronize on ctx (pushed if not current) */
+
+/* ---- peers (peer.c) ----------------------------------------------------------------------- */
+/* A copy between addresses of two devices, or of another device's range from the current one:
+** the device doing it needs access to our tiered ranges. dctx/sctx: cuMemcpyPeer's contexts (or
+** NULL). Only called once sp_g.multi is set, so one GPU pays one load per copy. No locks held. */
+void sp_peer_copy(CUdeviceptr dst, CUdeviceptr src, CUcontext dctx, CUcontext sctx);
+static inline int sp_peers_possible(void) { return __atomic_load_n(&sp_g.multi, __ATOMIC_RELAXED); }
+int sp_ctx_device(CUcontext c); /* the device of a context, -1 if unknown */
 
 /* ---- stats (stats.c) ---------------------------------------------------------------------- */
 void sp_stats_open(void);    /* lock held */

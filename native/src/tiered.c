@@ -87,17 +87,47 @@ CUresult sp_access_rw(int dev, CUdeviceptr va, uint64_t size) {
   return sp_real.cuMemSetAccess(va, size, &a, 1);
 }
 
-CUresult sp_rec_set_access(const sp_rec *r, CUdeviceptr va, uint64_t size) {
-  if (r->access) return sp_real.cuMemSetAccess(va, size, r->access, r->naccess);
-  return sp_access_rw(r->dev, va, size);
+/* The program's descriptors (or READWRITE for r's device), plus READWRITE for each peer of r's
+** device not already named. One GPU: exactly one descriptor, as before peers existed. */
+static size_t access_of(const sp_rec *r, CUmemAccessDesc *a) {
+  size_t n = 0;
+  if (r->access) {
+    memcpy(a, r->access, r->naccess * sizeof(*a));
+    n = r->naccess;
+  } else {
+    memset(a, 0, sizeof(*a));
+    a[0].location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    a[0].location.id = r->dev;
+    a[0].flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    n = 1;
+  }
+  uint32_t peers = r->dev >= 0 && r->dev < SP_MAX_DEV ? sp_g.dev[r->dev].peers : 0;
+  for (int p = 0; peers && p < SP_MAX_DEV; p++) {
+    if (!(peers >> p & 1)) continue;
+    size_t k = 0;
+    while (k < n && !(a[k].location.type == CU_MEM_LOCATION_TYPE_DEVICE && a[k].location.id == p)) k++;
+    if (k < n) continue;
+    memset(&a[n], 0, sizeof(a[n]));
+    a[n].location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    a[n].location.id = p;
+    a[n].flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    n++;
+  }
+  return n;
 }
 
-static CUresult set_access(sp_rec *r) {
-  CUresult rc = sp_access_rw(r->dev, r->va, r->span);
+CUresult sp_rec_set_access(const sp_rec *r, CUdeviceptr va, uint64_t size) {
+  CUmemAccessDesc a[64 + SP_MAX_DEV]; /* cuMemSetAccess keeps at most 64 of the program's */
+  size_t n = access_of(r, a);
+  return sp_real.cuMemSetAccess(va, size, a, n);
+}
+
+CUresult sp_rec_apply_access(const sp_rec *r) {
+  CUresult rc = sp_rec_set_access(r, r->va, r->span);
   if (rc == CUDA_SUCCESS) return rc;
   /* Some drivers want one call per mapping when a range mixes location types. */
   for (uint32_t i = 0; i < r->npages; i++) {
-    rc = sp_access_rw(r->dev, r->va + (CUdeviceptr)i * SP_PAGE, SP_PAGE);
+    rc = sp_rec_set_access(r, r->va + (CUdeviceptr)i * SP_PAGE, SP_PAGE);
     if (rc != CUDA_SUCCESS) return rc;
   }
   return CUDA_SUCCESS;
@@ -134,7 +164,7 @@ CUresult sp_tiered_alloc(sp_dev *d, uint64_t size, int may_use_reserve, int vram
     rc = sp_real.cuMemMap(r->va + (CUdeviceptr)mapped * SP_PAGE, SP_PAGE, 0, r->pages[mapped], 0);
     if (rc != CUDA_SUCCESS) break;
   }
-  if (rc == CUDA_SUCCESS) rc = set_access(r);
+  if (rc == CUDA_SUCCESS) rc = sp_rec_apply_access(r);
   if (rc != CUDA_SUCCESS) {
     unmap_pages(r, mapped);
     sp_pages_put(d, npages - mapped, r->pages + mapped, r->loc + mapped);

@@ -139,6 +139,7 @@ SP_EXPORT CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size
   }
   sp_g.alloc_calls++;
   if (size > sp_g.largest_alloc) sp_g.largest_alloc = size;
+  sp_dev_note_alloc(d);
   int whole = exportable(prop) || !sp_cfg.migrate; /* exportable: must be one real VRAM handle */
   if (whole) {
     uint64_t budget = d->limit - (size <= sp_cfg.threshold ? 0 : d->reserve);
@@ -351,6 +352,7 @@ SP_EXPORT CUresult cuMemSetAccess(CUdeviceptr va, size_t size, const CUmemAccess
     free(r->access);
     r->access = a;
     r->naccess = (uint32_t)count;
+    if (sp_g.dev[r->dev].peers) sp_rec_apply_access(r); /* peers of its device keep their access */
   }
   if (rc != CUDA_SUCCESS && all_ok && ours == size) rc = CUDA_SUCCESS; /* all ours, set page by page */
   sp_unlock();

@@ -3,7 +3,14 @@
 // a message saying what is accepted; load.ts adds which key and source.
 
 import { z } from "zod";
-import { PERCENT_HINT, parseSize, parseSizeOrPercent, SIZE_HINT } from "../util/size.js";
+import {
+  MAX_GPUS,
+  PERCENT_HINT,
+  parsePerGpuList,
+  parseSize,
+  parseSizeOrPercent,
+  SIZE_HINT,
+} from "../util/size.js";
 
 export function sizeField() {
   return z.unknown().transform((v, ctx): number => {
@@ -34,6 +41,31 @@ export function sizeOrPercentField(positive = false) {
       return z.NEVER;
     }
     return r;
+  });
+}
+
+/** A size or NN% for every GPU, or a per-GPU list "0:8G,1:12G" (SPILLOVER_VRAM_LIMIT/RESERVE). */
+export function sizeOrPercentPerGpuField(positive = false) {
+  const one = sizeOrPercentField(positive);
+  return z.unknown().transform((v, ctx) => {
+    const list = typeof v === "string" ? parsePerGpuList(v, positive) : undefined;
+    if (list === undefined) {
+      const r = one.safeParse(v);
+      if (r.success) return r.data;
+      ctx.addIssue({
+        code: "custom",
+        message: `${r.error.issues[0]?.message ?? "expected a size"}, or a per-GPU list such as 0:8G,1:12G`,
+      });
+      return z.NEVER;
+    }
+    if ("bad" in list) {
+      ctx.addIssue({
+        code: "custom",
+        message: `entry "${list.bad}" is not GPU:SIZE (use e.g. 0:8G,1:12G: each GPU 0-${MAX_GPUS - 1} once, ${positive ? "a positive size" : "a size"} or NN%)`,
+      });
+      return z.NEVER;
+    }
+    return list;
   });
 }
 

@@ -5,8 +5,15 @@
 // test that native/src/config.c accepts every variable all come from this table.
 
 import type { z } from "zod";
-import { sizeEnv } from "../util/size.js";
-import { enumField, sizeField, sizeOrPercentField, stringField, switchField } from "./fields.js";
+import { sizeEnv, sizeOrListEnv } from "../util/size.js";
+import {
+  enumField,
+  sizeField,
+  sizeOrPercentField,
+  sizeOrPercentPerGpuField,
+  stringField,
+  switchField,
+} from "./fields.js";
 
 export const LOG_LEVELS = ["off", "error", "warn", "info", "debug"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -47,14 +54,14 @@ export const KNOBS = [
     env: "SPILLOVER_VRAM_LIMIT",
     flag: {
       name: "vramLimit",
-      spelling: "--vram-limit <size|NN%>",
+      spelling: "--vram-limit <size|NN%|list>",
       description:
-        "VRAM budget per GPU (e.g. 8G, or 90% of the card's physical VRAM); the rest spills to pinned RAM",
+        "VRAM budget per GPU (e.g. 8G, or 90% of the card's physical VRAM, or per GPU: 0:8G,1:12G); the rest spills to pinned RAM",
     },
-    field: sizeOrPercentField(true),
-    toEnv: sizeEnv,
+    field: sizeOrPercentPerGpuField(true),
+    toEnv: sizeOrListEnv,
     default: "free VRAM when the device is first used",
-    doc: "VRAM this process may use, per GPU: a size (`8G`, `512M`, bytes) or `NN%` of the card's physical VRAM; above the card it is lowered to the card (one warning)",
+    doc: "VRAM this process may use, per GPU: a size (`8G`, `512M`, bytes) or `NN%` of the card's physical VRAM for every GPU, or a list per GPU (`0:8G,1:12G`; GPUs not listed get the default); above the card it is lowered to the card (one warning)",
     accepted: "50%",
     rejected: "12X",
     emptyIsError: true,
@@ -64,13 +71,14 @@ export const KNOBS = [
     env: "SPILLOVER_VRAM_RESERVE",
     flag: {
       name: "vramReserve",
-      spelling: "--vram-reserve <size|NN%>",
-      description: "VRAM kept free for late allocations (activations, KV cache); NN% of the limit",
+      spelling: "--vram-reserve <size|NN%|list>",
+      description:
+        "VRAM kept free for late allocations (activations, KV cache); NN% of the limit; per GPU: 0:1G,1:2G",
     },
-    field: sizeOrPercentField(),
-    toEnv: sizeEnv,
+    field: sizeOrPercentPerGpuField(),
+    toEnv: sizeOrListEnv,
     default: "min(1 GiB, 10% of the limit)",
-    doc: "VRAM kept for requests up to the threshold (activations, short KV caches): a size or `NN%` of the limit",
+    doc: "VRAM kept for requests up to the threshold (activations, short KV caches): a size or `NN%` of the limit, or a list per GPU (`0:1G,1:2G`)",
     accepted: "8M",
     rejected: "lots",
   },

@@ -55,6 +55,46 @@ export function sizeEnv(v: SizeOrPercent): string {
   return "percent" in v ? `${v.percent}%` : String(v.bytes);
 }
 
+/** Ordinals a per-GPU list may name: the interposer keeps 8 GPUs (SP_STATS_MAX_GPUS). */
+export const MAX_GPUS = 8;
+
+/** A budget per GPU ("0:8G,1:12G"); GPUs not listed keep the default. */
+export type PerGpuSizes = { readonly perGpu: readonly (readonly [number, SizeOrPercent])[] };
+
+/**
+ * "0:8G,1:12G" -> the list; a string without ":" -> undefined (not a list). A bad entry comes
+ * back as { bad } naming it.
+ */
+export function parsePerGpuList(
+  v: string,
+  positive: boolean,
+): PerGpuSizes | { readonly bad: string } | undefined {
+  if (!v.includes(":")) return undefined;
+  const seen = new Set<number>();
+  const out: (readonly [number, SizeOrPercent])[] = [];
+  for (const entry of v.split(",")) {
+    const m = /^\s*(\d+)\s*:(.*)$/.exec(entry);
+    const gpu = m ? Number(m[1]) : -1;
+    const size = m ? parseSizeOrPercent(m[2]) : undefined;
+    if (
+      !m ||
+      gpu >= MAX_GPUS ||
+      seen.has(gpu) ||
+      size === undefined ||
+      (positive && "bytes" in size && size.bytes === 0)
+    )
+      return { bad: entry };
+    seen.add(gpu);
+    out.push([gpu, size]);
+  }
+  return { perGpu: out };
+}
+
+/** What SPILLOVER_VRAM_LIMIT / SPILLOVER_VRAM_RESERVE accept: one value, or "0:8589934592,1:50%". */
+export function sizeOrListEnv(v: SizeOrPercent | PerGpuSizes): string {
+  return "perGpu" in v ? v.perGpu.map(([g, s]) => `${g}:${sizeEnv(s)}`).join(",") : sizeEnv(v);
+}
+
 const NAMES = ["B", "KiB", "MiB", "GiB", "TiB"];
 
 /** 1536 -> "1.5KiB". */

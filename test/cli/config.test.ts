@@ -100,7 +100,7 @@ describe("bad configuration: one line per bad key, exit 2", () => {
     const r = await cli(["run", "--", "true"], { SPILLOVER_VRAM_RESERVE: "lots" });
     expect(r.code).toBe(2);
     expect(r.err.trim()).toBe(
-      'spillover: SPILLOVER_VRAM_RESERVE="lots": expected a size such as 512M, 8G or 1.5GiB (bytes if no unit), or a percentage from 1% to 100%',
+      'spillover: SPILLOVER_VRAM_RESERVE="lots": expected a size such as 512M, 8G or 1.5GiB (bytes if no unit), or a percentage from 1% to 100%, or a per-GPU list such as 0:8G,1:12G',
     );
   });
 
@@ -111,7 +111,7 @@ describe("bad configuration: one line per bad key, exit 2", () => {
     [
       "SPILLOVER_VRAM_LIMIT",
       "",
-      "expected a positive size such as 512M, 8G or 1.5GiB (bytes if no unit), or a percentage from 1% to 100%",
+      "expected a positive size such as 512M, 8G or 1.5GiB (bytes if no unit), or a percentage from 1% to 100%, or a per-GPU list such as 0:8G,1:12G",
     ],
   ])("run rejects %s=%j with one line, as the interposer would", async (name, value, why) => {
     const r = await cli(["run", "--", "true"], { [name]: value });

@@ -78,6 +78,34 @@ describe("spillover run", () => {
     expect(r.code).toBe(7);
   });
 
+  it("passes a per-GPU --vram-limit list (0:8G,1:12G) to the child as SPILLOVER_VRAM_LIMIT", async () => {
+    const r = await cli([
+      "run",
+      "--vram-limit",
+      "0:8G,1:12G",
+      "--vram-reserve",
+      "1:10%",
+      "--no-broker",
+      "--",
+      "sh",
+      "-c",
+      "echo $SPILLOVER_VRAM_LIMIT $SPILLOVER_VRAM_RESERVE",
+    ]).done;
+    expect(r.err).toBe("");
+    expect(r.out.trim()).toBe(`0:${8 * 2 ** 30},1:${12 * 2 ** 30} 1:10%`);
+    expect(r.code).toBe(0);
+  });
+
+  it("a bad entry of a per-GPU --vram-limit list is one line naming it, and nothing runs", async () => {
+    const r = await cli(["run", "--vram-limit", "0:8G,9:1G", "--no-broker", "--", "echo", "ran"])
+      .done;
+    expect(r.out).toBe("");
+    const lines = r.err.split("\n").filter((l) => l.length > 0);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('entry "9:1G" is not GPU:SIZE');
+    expect(r.code).not.toBe(0);
+  });
+
   it("passes SPILLOVER_MIGRATE, KEEP_STATS and DISABLE set in the config file to the child", async () => {
     const d = mkdtempSync(join(tmpdir(), "spillover-run-cfg-"));
     const cfg = join(d, "config.toml");

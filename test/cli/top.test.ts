@@ -79,7 +79,7 @@ const status: BrokerStatus = {
 const now = new Date("2026-11-27T12:34:56Z");
 
 describe("renderFrame", () => {
-  it("draws header, RAM, pressure, lease and one row per process, largest first", () => {
+  it("draws header, RAM, pressure, lease and one row per process (GPU '-' without a record), largest first", () => {
     const f = renderFrame({ now, status }, 100, 12);
     expect(f).toEqual([
       "spillover top  12:34:56  broker pid 99                                                       q: quit",
@@ -88,12 +88,27 @@ describe("renderFrame", () => {
       "LEASE  [########......................] pinned 25.0GiB leased of 100GiB, 1 client(s)",
       "TIERS  VRAM 78.0GiB   pinned 25.0GiB   swap 0B   OOMs 4",
       "",
-      "PID         VRAM   PINNED    SWAP PEAK-PIN    LEASE OOMS MODE       COMMAND",
-      "1        70.0GiB  10.0GiB      0B  10.0GiB  20.0GiB    0 broker     python3 serve.py",
-      "2         8.0GiB  15.0GiB      0B  15.0GiB  15.0GiB    4 broker     llama-server -m big.gguf --ctx-s",
+      "PID     GPU     VRAM   PINNED    SWAP PEAK-PIN    LEASE OOMS MODE       COMMAND",
+      "1         -  70.0GiB  10.0GiB      0B  10.0GiB  20.0GiB    0 broker     python3 serve.py",
+      "2         -   8.0GiB  15.0GiB      0B  15.0GiB  15.0GiB    4 broker     llama-server -m big.gguf --c",
       "",
       "",
       "",
+    ]);
+  });
+
+  it("a process on two GPUs gets one row per GPU, its own columns on the first", () => {
+    const gpu = (i: number, vram: number, pinned: number, passthrough: number) =>
+      ({ gpu: i, vram, pinned, swap: 0, passthrough }) as ProcessView["gpus"][number];
+    const two = {
+      ...proc(7, 30 * GiB, 6 * GiB, "torchrun train.py"),
+      gpus: [gpu(0, 20 * GiB, 4 * GiB, GiB), gpu(1, 8 * GiB, 2 * GiB, GiB)],
+    };
+    const f = renderFrame({ now, status: { ...status, processes: [two] } }, 100, 9);
+    expect(f.slice(6, 9)).toEqual([
+      "PID     GPU     VRAM   PINNED    SWAP PEAK-PIN    LEASE OOMS MODE       COMMAND",
+      "7         0  21.0GiB   4.0GiB      0B   6.0GiB   6.0GiB    0 broker     torchrun train.py",
+      "          1   9.0GiB   2.0GiB      0B",
     ]);
   });
 
@@ -161,7 +176,8 @@ describe.skipIf(!hasTmux())("spillover top in tmux", () => {
           screen = capture();
         }
         expect(screen).toContain("spillover top");
-        expect(screen).toMatch(new RegExp(`${sleeper.pid}\\s+94\\.2GiB\\s+6\\.0GiB`));
+        expect(screen).toMatch(new RegExp(`${sleeper.pid}\\s+0\\s+62\\.1GiB\\s+5\\.5GiB`));
+        expect(screen).toMatch(/\n\s+1\s+32\.1GiB\s+512MiB\s+0B\s*\n/);
         expect(screen).not.toContain("BEFORE-TOP"); // alternate screen
         tmux("send-keys", "-t", "t", "q");
         for (let i = 0; i < 50 && !screen.includes("EXIT="); i++) {

@@ -28,6 +28,15 @@ beforeAll(() => {
 });
 
 describe("fake libcuda.so.1", () => {
+  it("with two GPUs: VRAM per GPU, access descriptors per GPU (a copy on the other GPU faults), peer access for kernels", () => {
+    const { code, out } = runScenario("peers", { FAKE_CUDA_DEVICES: "2" });
+    expect(out).toContain("ok a copy on device 1 of device 0's page faults");
+    expect(out).toContain("ok peer copy bytes equal");
+    expect(out).toContain("ok the kernel faults again after disabling");
+    expect(out).toContain("PASS peers");
+    expect(code).toBe(0);
+  });
+
   it("keeps data with the physical handle across unmap/remap and frees VRAM only when the last mapping goes", () => {
     const { code, out } = runScenario("vmm");
     expect(out).toContain("ok copy before cuMemSetAccess faults");

@@ -185,6 +185,52 @@ describe("tiered allocations", () => {
   });
 });
 
+describe("two GPUs (FAKE_CUDA_DEVICES=2)", () => {
+  const two = { FAKE_CUDA_DEVICES: "2" };
+
+  test("per-GPU limits and reserves from the list form (0:64M,1:96M): each GPU reports and spends its own", () => {
+    const r = run("t_mgpu", ["limits"], {
+      ...two,
+      SPILLOVER_VRAM_LIMIT: "0:64M,1:96M",
+      SPILLOVER_VRAM_RESERVE: "0:16M,1:0",
+    });
+    expectOk(r, "ok limits");
+  });
+
+  test("a tiered range of GPU 0 (VRAM and host pages) copied to GPU 1 and back (cuMemcpyPeer, cuMemcpyDtoD, cuMemcpy): every byte equal", () => {
+    expectOk(run("t_mgpu", ["copy"], { ...two, SPILLOVER_PINNED_LIMIT: "512M" }), "ok copy");
+  });
+
+  test("after cuCtxEnablePeerAccess a kernel on GPU 1 reads GPU 0's tiered range, also after its pages moved; disabling takes it away", () => {
+    expectOk(run("t_mgpu", ["peer"], { ...two, SPILLOVER_MIGRATE: "1" }), "ok peer");
+  });
+
+  test("an exportable cuMemCreate on GPU 1 past its limit stays one VRAM handle and exports; GPU 1's cold pages make room", () => {
+    const r = run("t_mgpu", ["exportable"], {
+      ...two,
+      SPILLOVER_VRAM_LIMIT: "0:256M,1:64M",
+      SPILLOVER_MIGRATE: "1",
+    });
+    expectOk(r, "ok exportable");
+  });
+
+  test("with one GPU in use a copy makes no driver call of ours; a second GPU's first copy grants access once", () => {
+    expectOk(run("t_mgpu", ["onegpu"], two), "ok onegpu");
+  });
+
+  test("a bad entry in a per-GPU list prints one line naming it and everything passes through", () => {
+    const r = run("t_misc", ["passthrough"], { SPILLOVER_VRAM_LIMIT: "0:8G,x:1G" });
+    expectOk(r, "ok passthrough");
+    expect(nonEmpty(r.stderr)).toEqual([
+      'spillover: SPILLOVER_VRAM_LIMIT="0:8G,x:1G" is not a size or a per-GPU list (entry "x:1G": use GPU:SIZE such as 0:8G,1:12G, each GPU 0-7 once, sizes in bytes, K/M/G/T or NN%); passing all CUDA calls through',
+    ]);
+  });
+});
+
+function nonEmpty(s: string): string[] {
+  return s.split("\n").filter((l) => l.length > 0);
+}
+
 describe("placement policy alone (policy.c, no driver)", () => {
   const scenarios: [string, string][] = [
     ["trade", "a hot host range trades places with a range 4x+ colder in full VRAM"],

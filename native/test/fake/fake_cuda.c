@@ -25,8 +25,12 @@
 **  - Graphs (the graph section): stream capture of launches, async copies and memsets; kernel
 **    and child-graph nodes added by API; instantiate, update, node parameter changes on an exec;
 **    a launch runs the nodes in creation order on the CPU. No other node types, no edges.
+**  - Several devices (FAKE_CUDA_DEVICES): VRAM counted per device, a primary context each. A
+**    copy or kernel runs on the current context's device (cuMemcpyPeer: the destination's) and
+**    may touch a VMM page only if the page's access descriptors name that device; a kernel may
+**    touch another device's cuMemAlloc memory only after cuCtxEnablePeerAccess (copies may).
 **  - Not modelled: the 32-bit v1 entry points (except cuDeviceTotalMem), arrays/textures,
-**    IPC open, peer access, cuDevicePrimaryCtxReset freeing the context's memory.
+**    IPC open, per-context peer state, cuDevicePrimaryCtxReset freeing the context's memory.
 **
 ** Test-only introspection: the fakecuda_* functions at the end (see fake_cuda.h).
 */
@@ -172,7 +176,7 @@ typedef struct mapping {
   uintptr_t va;
   size_t size;
   fake_handle *h;
-  int prot;         /* CUmemAccess_flags granted */
+  int prot[MAX_DEVICES]; /* CUmemAccess_flags granted, per device (cuMemSetAccess) */
   region *res;
   struct mapping *next;
 } mapping;
@@ -196,6 +200,8 @@ static off_t g_arena_next;
 
 static __thread CUcontext t_stack[64];
 static __thread int t_depth;
+static uint32_t g_peer[MAX_DEVICES]; /* g_peer[x] bit p: device x may touch device p's cuMemAlloc memory */
+static __thread int t_exec_dev = -1; /* the device doing a cuMemcpyPeer (else the current context's) */
 
 static double now_ms(void) {
   struct timespec ts;
@@ -322,7 +328,14 @@ static void handle_maybe_free(fake_handle *h) {
   free(h);
 }
 
-typedef enum { ACC_READ = 1, ACC_WRITE = 2 } access_kind;
+typedef enum { ACC_READ = 1, ACC_WRITE = 2, ACC_KERNEL = 4 } access_kind;
+
+/* The device doing the access: cuMemcpyPeer's destination device, else the current context's. */
+static int exec_device(void) {
+  if (t_exec_dev >= 0) return t_exec_dev;
+  CUcontext c = t_depth > 0 ? t_stack[t_depth - 1] : NULL;
+  return c ? c->device : 0;
+}
 
 /* Can the device touch [p, p+n)? Returns CUDA_SUCCESS, CUDA_ERROR_INVALID_VALUE (no CUDA memory
 ** there) or CUDA_ERROR_ILLEGAL_ADDRESS (a VMM page without a mapping or without access).
@@ -333,10 +346,15 @@ static CUresult check_range(uintptr_t p, size_t n, access_kind acc, int host_ok)
   pthread_mutex_lock(&g_lock);
   CUresult rc = CUDA_SUCCESS;
   region *r = find_region(p);
+  int dev = exec_device();
   if (!r) {
     rc = host_ok ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
   } else if (r->kind != R_RESERVE) {
     if (p + n > r->base + r->size) rc = CUDA_ERROR_INVALID_VALUE;
+    /* A kernel reads another device's cuMemAlloc memory only with peer access enabled (copies
+    ** between devices are the driver's business and always work). */
+    else if ((acc & ACC_KERNEL) && r->kind == R_ALLOC && r->device != dev && !(g_peer[dev] >> r->device & 1))
+      rc = CUDA_ERROR_ILLEGAL_ADDRESS;
   } else if (p + n > r->base + r->size) {
     rc = CUDA_ERROR_INVALID_VALUE;
   } else {
@@ -344,7 +362,8 @@ static CUresult check_range(uintptr_t p, size_t n, access_kind acc, int host_ok)
     while (at < p + n) {
       mapping *m = find_mapping(at);
       int need = (acc & ACC_WRITE) ? CU_MEM_ACCESS_FLAGS_PROT_READWRITE : CU_MEM_ACCESS_FLAGS_PROT_READ;
-      if (!m || (m->prot & need) != need) {
+      /* VMM memory: only the devices its access descriptors name, kernels and copies alike. */
+      if (!m || (m->prot[dev] & need) != need) {
         rc = CUDA_ERROR_ILLEGAL_ADDRESS;
         break;
       }
@@ -357,7 +376,7 @@ static CUresult check_range(uintptr_t p, size_t n, access_kind acc, int host_ok)
 
 /* Kernels fault (CUDA_ERROR_ILLEGAL_ADDRESS) on anything that is not device-accessible. */
 static CUresult check_kernel_range(uint64_t p, uint64_t n, access_kind acc) {
-  CUresult rc = check_range((uintptr_t)p, (size_t)n, acc, 0);
+  CUresult rc = check_range((uintptr_t)p, (size_t)n, acc | ACC_KERNEL, 0);
   return rc == CUDA_ERROR_INVALID_VALUE ? CUDA_ERROR_ILLEGAL_ADDRESS : rc;
 }
 
@@ -678,6 +697,41 @@ EXPORT CUresult cuCtxGetApiVersion(CUcontext ctx, unsigned int *version) {
   if (!ctx) ctx = current_ctx();
   if (!ctx || !valid_ctx(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
   *version = 3020;
+  return CUDA_SUCCESS;
+}
+
+/* Peer access, per device pair (the fake keeps no per-context state): kernels on the current
+** device may then touch the peer's cuMemAlloc memory. VMM memory follows its access descriptors. */
+EXPORT CUresult cuCtxEnablePeerAccess(CUcontext peer, unsigned int flags) {
+  COUNT();
+  NEED_CTX(c);
+  if (!peer || !valid_ctx(peer)) return CUDA_ERROR_INVALID_CONTEXT;
+  if (flags) return CUDA_ERROR_INVALID_VALUE;
+  if (peer->device == c->device) return CUDA_ERROR_INVALID_DEVICE;
+  pthread_mutex_lock(&g_lock);
+  CUresult rc = (g_peer[c->device] >> peer->device & 1) ? CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED : CUDA_SUCCESS;
+  g_peer[c->device] |= 1u << peer->device;
+  pthread_mutex_unlock(&g_lock);
+  return rc;
+}
+
+EXPORT CUresult cuCtxDisablePeerAccess(CUcontext peer) {
+  COUNT();
+  NEED_CTX(c);
+  if (!peer || !valid_ctx(peer)) return CUDA_ERROR_INVALID_CONTEXT;
+  pthread_mutex_lock(&g_lock);
+  CUresult rc = (g_peer[c->device] >> peer->device & 1) ? CUDA_SUCCESS : CUDA_ERROR_PEER_ACCESS_NOT_ENABLED;
+  g_peer[c->device] &= ~(1u << peer->device);
+  pthread_mutex_unlock(&g_lock);
+  return rc;
+}
+
+EXPORT CUresult cuDeviceCanAccessPeer(int *can, CUdevice dev, CUdevice peer) {
+  COUNT();
+  NEED_INIT();
+  if (!can) return CUDA_ERROR_INVALID_VALUE;
+  if (!valid_device(dev) || !valid_device(peer)) return CUDA_ERROR_INVALID_DEVICE;
+  *can = dev != peer;
   return CUDA_SUCCESS;
 }
 
@@ -1117,7 +1171,7 @@ EXPORT CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGener
     rc = CUDA_ERROR_OUT_OF_MEMORY;
   }
   if (rc == CUDA_SUCCESS) {
-    *m = (mapping){va, size, h, CU_MEM_ACCESS_FLAGS_PROT_NONE, r, g_mappings};
+    *m = (mapping){va, size, h, {CU_MEM_ACCESS_FLAGS_PROT_NONE}, r, g_mappings};
     g_mappings = m;
     h->mappings++;
   }
@@ -1159,7 +1213,6 @@ EXPORT CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDe
   NEED_INIT();
   uintptr_t va = (uintptr_t)ptr;
   if (!desc || count == 0 || size == 0) return CUDA_ERROR_INVALID_VALUE;
-  int prot = -1;
   for (size_t i = 0; i < count; i++) {
     if (desc[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || !valid_device(desc[i].location.id))
       return CUDA_ERROR_INVALID_DEVICE;
@@ -1167,7 +1220,6 @@ EXPORT CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDe
     if (f != CU_MEM_ACCESS_FLAGS_PROT_NONE && f != CU_MEM_ACCESS_FLAGS_PROT_READ &&
         f != CU_MEM_ACCESS_FLAGS_PROT_READWRITE)
       return CUDA_ERROR_INVALID_VALUE;
-    if (f > prot) prot = f;
   }
   pthread_mutex_lock(&g_lock);
   CUresult rc = CUDA_SUCCESS;
@@ -1180,16 +1232,19 @@ EXPORT CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDe
     }
     at = m->va + m->size;
   }
-  if (rc == CUDA_SUCCESS) {
-    int os_prot = prot == CU_MEM_ACCESS_FLAGS_PROT_READWRITE ? PROT_READ | PROT_WRITE
-                  : prot == CU_MEM_ACCESS_FLAGS_PROT_READ    ? PROT_READ
+  /* Each named device gets its flags; the others keep theirs. The host mapping (the CPU doing the
+  ** device's work) is as open as the most any device has. */
+  for (at = va; rc == CUDA_SUCCESS && at < va + size;) {
+    mapping *m = find_mapping(at);
+    for (size_t i = 0; i < count; i++) m->prot[desc[i].location.id] = desc[i].flags;
+    int most = 0;
+    for (int d = 0; d < MAX_DEVICES; d++)
+      if (m->prot[d] > most) most = m->prot[d];
+    int os_prot = most == CU_MEM_ACCESS_FLAGS_PROT_READWRITE ? PROT_READ | PROT_WRITE
+                  : most == CU_MEM_ACCESS_FLAGS_PROT_READ    ? PROT_READ
                                                               : PROT_NONE;
-    if (mprotect((void *)va, size, os_prot) != 0) rc = CUDA_ERROR_INVALID_VALUE;
-    for (at = va; rc == CUDA_SUCCESS && at < va + size;) {
-      mapping *m = find_mapping(at);
-      m->prot = prot;
-      at = m->va + m->size;
-    }
+    if (mprotect((void *)m->va, m->size, os_prot) != 0) rc = CUDA_ERROR_INVALID_VALUE;
+    at = m->va + m->size;
   }
   pthread_mutex_unlock(&g_lock);
   return rc;
@@ -1203,7 +1258,7 @@ EXPORT CUresult cuMemGetAccess(unsigned long long *flags, const CUmemLocation *l
     return CUDA_ERROR_INVALID_DEVICE;
   pthread_mutex_lock(&g_lock);
   mapping *m = find_mapping((uintptr_t)ptr);
-  if (m) *flags = (unsigned long long)m->prot;
+  if (m) *flags = (unsigned long long)m->prot[location->id];
   pthread_mutex_unlock(&g_lock);
   return m ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
@@ -1299,6 +1354,27 @@ EXPORT CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n) {
 EXPORT CUresult cuMemcpyDtoD_v2_ptds(CUdeviceptr dst, CUdeviceptr src, size_t n) {
   COUNT();
   return do_copy((uintptr_t)dst, (uintptr_t)src, n, 1, 1);
+}
+
+/* cuMemcpyPeer: the destination's device does the copy (it must reach the source). */
+static CUresult peer_copy(CUdeviceptr dst, CUcontext dc, CUdeviceptr src, CUcontext sc, size_t n) {
+  NEED_INIT();
+  if (!valid_ctx(dc) || !valid_ctx(sc)) return CUDA_ERROR_INVALID_CONTEXT;
+  t_exec_dev = dc->device;
+  CUresult rc = do_copy((uintptr_t)dst, (uintptr_t)src, n, 1, 1);
+  t_exec_dev = -1;
+  return rc;
+}
+EXPORT CUresult cuMemcpyPeer(CUdeviceptr dst, CUcontext dc, CUdeviceptr src, CUcontext sc, size_t n) {
+  COUNT();
+  return peer_copy(dst, dc, src, sc, n);
+}
+EXPORT CUresult cuMemcpyPeerAsync(CUdeviceptr dst, CUcontext dc, CUdeviceptr src, CUcontext sc, size_t n,
+                                  CUstream s) {
+  COUNT();
+  NEED_INIT();
+  if (!valid_stream(s)) return CUDA_ERROR_INVALID_HANDLE;
+  return peer_copy(dst, dc, src, sc, n);
 }
 
 #define ASYNC_COPY(name, dtype, stype, dkind, skind)                                           \
@@ -1403,7 +1479,7 @@ static CUresult pointer_attr(void *data, int attr, uintptr_t p) {
     *(unsigned long long *)data = m ? (unsigned long long)m->h->prop.requestedHandleTypes : 0;
     break;
   case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE: *(int *)data = 0; break;
-  case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS: *(unsigned long long *)data = m ? (unsigned long long)m->prot : 3; break;
+  case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS: *(unsigned long long *)data = m ? (unsigned long long)m->prot[exec_device()] : 3; break;
   case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *(CUmemoryPool *)data = r->pool; break;
   case CU_POINTER_ATTRIBUTE_MAPPING_SIZE: *(size_t *)data = m ? m->size : r->size; break;
   case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR: *(CUdeviceptr *)data = m ? m->va : r->base; break;
@@ -2507,6 +2583,9 @@ static const proc_entry g_procs[] = {
     P("cuCtxSynchronize", 2000, cuCtxSynchronize),
     P("cuCtxSynchronize", 13000, cuCtxSynchronize_v2),
     P("cuCtxGetApiVersion", 3020, cuCtxGetApiVersion),
+    P("cuCtxEnablePeerAccess", 4000, cuCtxEnablePeerAccess),
+    P("cuCtxDisablePeerAccess", 4000, cuCtxDisablePeerAccess),
+    P("cuDeviceCanAccessPeer", 4000, cuDeviceCanAccessPeer),
     P("cuMemGetInfo", 2000, cuMemGetInfo),
     P("cuMemGetInfo", 3020, cuMemGetInfo_v2),
     P("cuMemAlloc", 3020, cuMemAlloc_v2),
@@ -2551,6 +2630,8 @@ static const proc_entry g_procs[] = {
     P("cuMemcpyDtoHAsync", 3020, cuMemcpyDtoHAsync_v2),
     PT("cuMemcpyDtoHAsync", 7000, cuMemcpyDtoHAsync_v2_ptsz),
     P("cuMemcpyDtoDAsync", 3020, cuMemcpyDtoDAsync_v2),
+    P("cuMemcpyPeer", 4000, cuMemcpyPeer),
+    P("cuMemcpyPeerAsync", 4000, cuMemcpyPeerAsync),
     PT("cuMemcpyDtoDAsync", 7000, cuMemcpyDtoDAsync_v2_ptsz),
     P("cuMemsetD8", 3020, cuMemsetD8_v2),
     PT("cuMemsetD8", 7000, cuMemsetD8_v2_ptds),

@@ -1,7 +1,7 @@
 /*
 ** fake_selftest.c: checks that the CPU test double behaves like the CUDA driver in the ways the
 ** interposer relies on, so that tests run against it mean something. Run one scenario per call:
-**   fake_selftest vmm | oom | procaddr | kernels | nohostnuma | nvml | copies | graphs
+**   fake_selftest vmm | oom | procaddr | kernels | nohostnuma | nvml | copies | graphs | peers
 ** with LD_LIBRARY_PATH=native/build/fake (it dlopens "libcuda.so.1" as libcudart does).
 ** Prints "ok <check>" per check and "PASS <scenario>"; on the first failure prints
 ** "FAIL <check>: <detail>" and exits 1.
@@ -65,6 +65,11 @@ CUresult cuGraphLaunch(CUgraphExec, CUstream);
 CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec, CUgraphNode, const CUDA_KERNEL_NODE_PARAMS_v2 *);
 CUresult cuGraphExecUpdate_v2(CUgraphExec, CUgraph, CUgraphExecUpdateResultInfo *);
 CUresult cuGraphExecDestroy(CUgraphExec);
+CUresult cuCtxEnablePeerAccess(CUcontext, unsigned int);
+CUresult cuCtxDisablePeerAccess(CUcontext);
+CUresult cuDeviceCanAccessPeer(int *, CUdevice, CUdevice);
+CUresult cuMemcpyPeer(CUdeviceptr, CUcontext, CUdeviceptr, CUcontext, size_t);
+CUresult cuMemGetAccess(unsigned long long *, const CUmemLocation *, CUdeviceptr);
 
 static void *g_lib;
 static const char *g_scenario;
@@ -557,9 +562,90 @@ static void scenario_graphs(void) {
   CALL_RC(p_cuGraphDestroy(g), CUDA_SUCCESS, "destroy graph");
 }
 
+/* FAKE_CUDA_DEVICES=2: VRAM per device, access descriptors per device, peer access. */
+static void scenario_peers(void) {
+  LOAD(cuInit);
+  LOAD(cuDevicePrimaryCtxRetain);
+  LOAD(cuCtxSetCurrent);
+  LOAD(cuMemAlloc_v2);
+  LOAD(cuMemAddressReserve);
+  LOAD(cuMemCreate);
+  LOAD(cuMemMap);
+  LOAD(cuMemSetAccess);
+  LOAD(cuMemGetAccess);
+  LOAD(cuMemcpyDtoD_v2);
+  LOAD(cuMemcpyHtoD_v2);
+  LOAD(cuMemcpyPeer);
+  LOAD(cuCtxEnablePeerAccess);
+  LOAD(cuCtxDisablePeerAccess);
+  LOAD(cuDeviceCanAccessPeer);
+  LOAD(cuModuleLoadData);
+  LOAD(cuModuleGetFunction);
+  LOAD(cuLaunchKernel);
+  size_t (*vram_used)(int) = (size_t(*)(int))must_sym("fakecuda_vram_used");
+  CUcontext c0, c1;
+  CALL_RC(p_cuInit(0), CUDA_SUCCESS, "cuInit");
+  CALL_RC(p_cuDevicePrimaryCtxRetain(&c0, 0), CUDA_SUCCESS, "context of device 0");
+  CALL_RC(p_cuDevicePrimaryCtxRetain(&c1, 1), CUDA_SUCCESS, "context of device 1");
+  int can = -1;
+  CALL_RC(p_cuDeviceCanAccessPeer(&can, 1, 0), CUDA_SUCCESS, "cuDeviceCanAccessPeer");
+  EXPECT(can == 1, "device 1 can access device 0", can, 1);
+  /* VRAM is counted per device */
+  CUdeviceptr a0, a1;
+  p_cuCtxSetCurrent(c1);
+  CALL_RC(p_cuMemAlloc_v2(&a1, 8 * MiB), CUDA_SUCCESS, "alloc on device 1");
+  EXPECT(vram_used(1) == 8 * MiB && vram_used(0) == 0, "VRAM charged to device 1 only", vram_used(0), vram_used(1));
+  p_cuCtxSetCurrent(c0);
+  CALL_RC(p_cuMemAlloc_v2(&a0, 8 * MiB), CUDA_SUCCESS, "alloc on device 0");
+  /* a VMM page of device 0 with access for device 0 only */
+  CUmemAllocationProp prop = prop_for(CU_MEM_LOCATION_TYPE_DEVICE);
+  CUmemGenericAllocationHandle h;
+  CUdeviceptr va;
+  CALL_RC(p_cuMemCreate(&h, 2 * MiB, &prop, 0), CUDA_SUCCESS, "create");
+  CALL_RC(p_cuMemAddressReserve(&va, 2 * MiB, 0, 0, 0), CUDA_SUCCESS, "reserve");
+  CALL_RC(p_cuMemMap(va, 2 * MiB, 0, h, 0), CUDA_SUCCESS, "map");
+  CUmemAccessDesc d = {{CU_MEM_LOCATION_TYPE_DEVICE, 0}, CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
+  CALL_RC(p_cuMemSetAccess(va, 2 * MiB, &d, 1), CUDA_SUCCESS, "access for device 0");
+  char buf[64] = "peer bytes";
+  CALL_RC(p_cuMemcpyHtoD_v2(va, buf, sizeof buf), CUDA_SUCCESS, "device 0 writes its page");
+  unsigned long long fl = 9;
+  CUmemLocation l1 = {CU_MEM_LOCATION_TYPE_DEVICE, 1};
+  CALL_RC(p_cuMemGetAccess(&fl, &l1, va), CUDA_SUCCESS, "cuMemGetAccess for device 1");
+  EXPECT(fl == CU_MEM_ACCESS_FLAGS_PROT_NONE, "device 1 has no access yet", fl, 0);
+  p_cuCtxSetCurrent(c1);
+  CALL_RC(p_cuMemcpyDtoD_v2(a1, va, 64), CUDA_ERROR_ILLEGAL_ADDRESS, "a copy on device 1 of device 0's page faults");
+  CALL_RC(p_cuMemcpyPeer(a1, c1, va, c0, 64), CUDA_ERROR_ILLEGAL_ADDRESS, "cuMemcpyPeer run by device 1 faults too");
+  CALL_RC(p_cuMemcpyPeer(a0, c0, va, c0, 64), CUDA_SUCCESS, "cuMemcpyPeer into device 0 works");
+  CALL_RC(p_cuMemcpyDtoD_v2(a1, a0, 64), CUDA_SUCCESS, "copies of cuMemAlloc memory between devices work");
+  d.location.id = 1;
+  CALL_RC(p_cuMemSetAccess(va, 2 * MiB, &d, 1), CUDA_SUCCESS, "access for device 1 added");
+  CUmemLocation l0 = {CU_MEM_LOCATION_TYPE_DEVICE, 0};
+  CALL_RC(p_cuMemGetAccess(&fl, &l0, va), CUDA_SUCCESS, "cuMemGetAccess for device 0");
+  EXPECT(fl == CU_MEM_ACCESS_FLAGS_PROT_READWRITE, "device 0 kept its access", fl, 3);
+  CALL_RC(p_cuMemcpyPeer(a1, c1, va, c0, 64), CUDA_SUCCESS, "cuMemcpyPeer after access");
+  EXPECT(memcmp((void *)(uintptr_t)a1, buf, sizeof buf) == 0, "peer copy bytes equal", 0, 0);
+  /* kernels: another device's cuMemAlloc memory only with peer access */
+  CUmodule m;
+  CUfunction f;
+  p_cuModuleLoadData(&m, "image");
+  CALL_RC(p_cuModuleGetFunction(&f, m, SPILL_KERNEL_FILL), CUDA_SUCCESS, "fill kernel");
+  unsigned long long n = 8, seed = 1, off = 0;
+  void *args[] = {&a0, &n, &seed, &off};
+  CALL_RC(p_cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL), CUDA_ERROR_ILLEGAL_ADDRESS,
+          "a kernel on device 1 faults on device 0's memory");
+  CALL_RC(p_cuCtxEnablePeerAccess(c0, 0), CUDA_SUCCESS, "enable peer access 1 -> 0");
+  CALL_RC(p_cuCtxEnablePeerAccess(c0, 0), CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED, "enabled twice");
+  CALL_RC(p_cuCtxEnablePeerAccess(c1, 0), CUDA_ERROR_INVALID_DEVICE, "peer access to itself");
+  CALL_RC(p_cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL), CUDA_SUCCESS, "the kernel runs after enabling");
+  CALL_RC(p_cuCtxDisablePeerAccess(c0), CUDA_SUCCESS, "disable peer access");
+  CALL_RC(p_cuCtxDisablePeerAccess(c0), CUDA_ERROR_PEER_ACCESS_NOT_ENABLED, "disabled twice");
+  CALL_RC(p_cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL), CUDA_ERROR_ILLEGAL_ADDRESS,
+          "the kernel faults again after disabling");
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
-    fprintf(stderr, "usage: fake_selftest vmm|oom|procaddr|kernels|nohostnuma|nvml|copies|graphs\n");
+    fprintf(stderr, "usage: fake_selftest vmm|oom|procaddr|kernels|nohostnuma|nvml|copies|graphs|peers\n");
     return 2;
   }
   g_scenario = argv[1];
@@ -580,6 +666,7 @@ int main(int argc, char **argv) {
   else if (strcmp(g_scenario, "nvml") == 0) scenario_nvml();
   else if (strcmp(g_scenario, "copies") == 0) scenario_copies();
   else if (strcmp(g_scenario, "graphs") == 0) scenario_graphs();
+  else if (strcmp(g_scenario, "peers") == 0) scenario_peers();
   else {
     fprintf(stderr, "fake_selftest: unknown scenario '%s'\n", g_scenario);
     return 2;

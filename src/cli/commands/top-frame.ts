@@ -63,14 +63,27 @@ export function renderFrame(state: TopState, cols: number, rows: number): string
   );
   lines.push("");
 
-  const header = ["PID", "VRAM", "PINNED", "SWAP", "PEAK-PIN", "LEASE", "OOMS", "MODE", "COMMAND"];
-  const widths = [8, 9, 9, 8, 9, 9, 5, 11];
+  // One row per GPU of each process (status does the same); the process's own columns (peak of
+  // its pinned pool, lease, OOMs, mode, command) on its first row.
+  const header = [
+    "PID",
+    "GPU",
+    "VRAM",
+    "PINNED",
+    "SWAP",
+    "PEAK-PIN",
+    "LEASE",
+    "OOMS",
+    "MODE",
+    "COMMAND",
+  ];
+  const widths = [8, 4, 9, 9, 8, 9, 9, 5, 11];
   const row = (cells: string[]) =>
     cells
       .map((c, i) => {
         const w = widths[i];
         if (w === undefined) return c;
-        return i === 0 || i === 7 ? c.padEnd(w) : c.padStart(w - 1).padEnd(w);
+        return i === 0 || i === 8 ? c.padEnd(w) : c.padStart(w - 1).padEnd(w);
       })
       .join("");
   lines.push(row(header));
@@ -78,19 +91,32 @@ export function renderFrame(state: TopState, cols: number, rows: number): string
   const leases = new Map(s.clients.map((c) => [c.pid, c.pinnedLease]));
   const sorted = [...s.processes].sort((a, b) => b.vram + b.pinned - (a.vram + a.pinned));
   for (const p of sorted) {
-    lines.push(
-      row([
-        String(p.pid),
-        formatBytes(p.vram),
-        formatBytes(p.pinned),
-        formatBytes(p.swap),
-        formatBytes(p.pinnedPeak),
-        formatBytes(leases.get(p.pid) ?? p.pinnedLease),
-        String(p.ooms),
-        p.mode,
-        p.command,
-      ]),
-    );
+    const gpus =
+      p.gpus.length > 0
+        ? p.gpus.map((g) => ({
+            gpu: String(g.gpu),
+            vram: g.vram + g.passthrough,
+            pinned: g.pinned,
+            swap: g.swap,
+          }))
+        : [{ gpu: "-", vram: p.vram, pinned: p.pinned, swap: p.swap }];
+    gpus.forEach((g, i) => {
+      const first = i === 0;
+      lines.push(
+        row([
+          first ? String(p.pid) : "",
+          g.gpu,
+          formatBytes(g.vram),
+          formatBytes(g.pinned),
+          formatBytes(g.swap),
+          first ? formatBytes(p.pinnedPeak) : "",
+          first ? formatBytes(leases.get(p.pid) ?? p.pinnedLease) : "",
+          first ? String(p.ooms) : "",
+          first ? p.mode : "",
+          first ? p.command : "",
+        ]).trimEnd(),
+      );
+    });
   }
   const out = lines.slice(0, rows).map((l) => clip(l, cols));
   if (lines.length > rows && rows > 0)

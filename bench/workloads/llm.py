@@ -197,6 +197,8 @@ class LeanDecoder:
     def prefill(self):
         """The prompt into the cache and the first token (time to first token)."""
         torch = self.torch
+        if hasattr(self.cache, "reset"):  # a cache that counts what it holds starts empty again
+            self.cache.reset()
         self.first = self._forward(self.prompt, torch.arange(self.n_prompt, device="cuda"))
         self.reset()
         return self.first
@@ -412,7 +414,12 @@ def main(spec):
         metrics["placement"] = {"after_prefill": weight_placement(model)}
         prompt = ids[:, :ttft_len]
         graph = mode != "accelerate" and not facts["experts"]
-        ttft, decode, tokens = lean_decode(torch, transformers, model, config, prompt, spec, graph)
+        try:
+            ttft, decode, tokens = lean_decode(torch, transformers, model, config, prompt, spec, graph)
+        except Exception as e:  # noqa: BLE001  (the prefill figures above stand on their own)
+            metrics["decode_error"] = f"{type(e).__name__}: {e}"[:2000]
+            common.log(f"decode loop failed: {metrics['decode_error'][:300]}")
+            return metrics
         metrics["ttft_s"] = round(ttft["median_s"], 6)
         metrics["ttft_all_s"] = ttft["all_s"]
         metrics["ttft_prompt"] = ttft_len

@@ -142,8 +142,8 @@ static void charge_once(sp_rec *r, void *ctx) {
 }
 
 /* Lock held: one more launch was charged; is a pass due? */
-static int pass_due(void) {
-  launches_since_pass++;
+static int pass_due(uint64_t launches) {
+  launches_since_pass += launches;
   return launches_since_pass >= PASS_LAUNCHES ||
          (launches_since_pass >= PASS_MIN_LAUNCHES && sp_now_ns() - last_pass_ns >= PASS_NS);
 }
@@ -166,7 +166,7 @@ int sp_use_note(CUfunction f, void **params, void **extra) {
   sp_lock();
   launch_seq++;
   visit_kernel(f, params, extra, charge_once, NULL);
-  int due = pass_due();
+  int due = pass_due(1);
   sp_unlock();
   return due;
 }
@@ -204,18 +204,23 @@ void sp_scan_pointer(CUdeviceptr p, sp_refs *out) {
   collect(r, out);
 }
 
+/* A graph launch paces passes like the kernel launches it stands for (each node naming a tiered
+** range counts): a decode step replayed as one graph is hundreds of kernels, and counting it as one
+** launch would leave a repeating graph workload without a pass for minutes. */
 int sp_use_charge(const sp_refs *refs) {
   if (!refs || !refs->n || !anything_in_host()) return 0;
   sp_lock();
   launch_seq++;
+  uint64_t nodes = 0;
   for (size_t i = 0; i < refs->n; i++) {
+    nodes += refs->v[i].count;
     sp_rec *r = sp_table_find(refs->v[i].va);
     if (r && r->tiered && !r->dying && r->buffer_id == refs->v[i].buffer_id) {
       add_use(r, refs->v[i].count);
       r->use_seq = launch_seq;
     }
   }
-  int due = pass_due();
+  int due = pass_due(nodes ? nodes : 1);
   sp_unlock();
   return due;
 }

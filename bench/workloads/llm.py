@@ -417,7 +417,10 @@ def main(spec):
         try:
             ttft, decode, tokens = lean_decode(torch, transformers, model, config, prompt, spec, graph)
         except Exception as e:  # noqa: BLE001  (the prefill figures above stand on their own)
+            import traceback
+
             metrics["decode_error"] = f"{type(e).__name__}: {e}"[:2000]
+            metrics["decode_traceback"] = traceback.format_exc()[-6000:]
             common.log(f"decode loop failed: {metrics['decode_error'][:300]}")
             return metrics
         metrics["ttft_s"] = round(ttft["median_s"], 6)

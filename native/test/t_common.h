@@ -130,6 +130,13 @@ static inline size_t t_env_size(const char *name, size_t dflt) {
   return (size_t)d;
 }
 
+/* How many 2 MiB pages of [p, p + bytes) are backed by `where` (1 VRAM, 2 host), asked with loc. */
+static inline int t_pages_in(t_location_fn loc, CUdeviceptr p, size_t bytes, int where) {
+  int n = 0;
+  for (size_t i = 0; i < bytes / PAGE; i++) n += loc(p + i * PAGE) == where;
+  return n;
+}
+
 /* Reads this process's (or pid's) stats record under the seqlock. 0 on success. */
 static inline int t_read_stats(int pid, sp_stats *out) {
   const char *dir = getenv("SPILLOVER_STATS_DIR");
@@ -146,6 +153,13 @@ static inline int t_read_stats(int pid, sp_stats *out) {
     if ((out->seq & 1) == 0 && out->seq == seq2) return 0;
   }
   return -1;
+}
+
+/* This process's stats record; the scenario fails if it cannot be read. */
+static inline sp_stats t_stats(void) {
+  sp_stats s;
+  CHECK(t_read_stats(getpid(), &s) == 0, "cannot read stats");
+  return s;
 }
 
 #endif /* T_COMMON_H */

@@ -54,12 +54,6 @@ static CUdeviceptr counter; /* 2 MiB of the driver's memory: bad-word count at 0
 static CUstream s;
 static CUcontext ctx;
 
-static int pages_in(CUdeviceptr p, size_t bytes, int where) {
-  int n = 0;
-  for (size_t i = 0; i < bytes / PAGE; i++) n += loc(p + i * PAGE) == where;
-  return n;
-}
-
 static unsigned long long migrations(void) {
   sp_stats st;
   CHECK(t_read_stats(getpid(), &st) == 0, "cannot read stats");
@@ -94,7 +88,7 @@ static void make_room(void) {
 static CUdeviceptr host_range(unsigned long long seed) {
   CUdeviceptr p;
   CU(cuMemAlloc_v2(&p, RANGE));
-  CHECK(pages_in(p, RANGE, 2) == 2, "setup: range not in host memory");
+  CHECK(t_pages_in(loc, p, RANGE, 2) == 2, "setup: range not in host memory");
   unsigned long long *buf = malloc(RANGE);
   for (size_t i = 0; i < RANGE / 8; i++) buf[i] = spill_pattern(seed, i);
   CU(cuMemcpyHtoD_v2(p, buf, RANGE));
@@ -131,7 +125,7 @@ static void verify(CUdeviceptr p, size_t words, unsigned long long seed, size_t 
 ** launches made. */
 static int launch_until2(CUgraphExec x, CUdeviceptr want, CUdeviceptr also) {
   int i = 0;
-  while (i < MAX_LAUNCHES && (pages_in(want, RANGE, 1) < 2 || (also && pages_in(also, RANGE, 1) < 2))) {
+  while (i < MAX_LAUNCHES && (t_pages_in(loc, want, RANGE, 1) < 2 || (also && t_pages_in(loc, also, RANGE, 1) < 2))) {
     CU(cuGraphLaunch(x, s));
     i++;
   }
@@ -183,15 +177,15 @@ static int promote(int expect_moves) {
   CU(cuGraphLaunch(x, s)); /* once more after any move: the graph still reads the right bytes */
   CHECK(bad_words() == 0, "graph launches saw %llu wrong words", bad_words());
   if (expect_moves) {
-    CHECK(pages_in(kern, RANGE, 1) == 2, "captured kernel's range: %d of 2 pages in VRAM after %d graph launches",
-          pages_in(kern, RANGE, 1), launches);
-    CHECK(pages_in(copy, RANGE, 1) == 2, "captured copy's range: %d of 2 pages in VRAM", pages_in(copy, RANGE, 1));
-    CHECK(pages_in(set, RANGE, 1) == 2, "captured memset's range: %d of 2 pages in VRAM", pages_in(set, RANGE, 1));
-    CHECK(pages_in(child, RANGE, 1) == 2, "child graph's range: %d of 2 pages in VRAM", pages_in(child, RANGE, 1));
-    CHECK(pages_in(cold, RANGE, 2) == 2, "a range no node names moved");
+    CHECK(t_pages_in(loc, kern, RANGE, 1) == 2, "captured kernel's range: %d of 2 pages in VRAM after %d graph launches",
+          t_pages_in(loc, kern, RANGE, 1), launches);
+    CHECK(t_pages_in(loc, copy, RANGE, 1) == 2, "captured copy's range: %d of 2 pages in VRAM", t_pages_in(loc, copy, RANGE, 1));
+    CHECK(t_pages_in(loc, set, RANGE, 1) == 2, "captured memset's range: %d of 2 pages in VRAM", t_pages_in(loc, set, RANGE, 1));
+    CHECK(t_pages_in(loc, child, RANGE, 1) == 2, "child graph's range: %d of 2 pages in VRAM", t_pages_in(loc, child, RANGE, 1));
+    CHECK(t_pages_in(loc, cold, RANGE, 2) == 2, "a range no node names moved");
     CHECK(migrations() == 8, "migrations %llu, want 8", migrations());
   } else {
-    CHECK(migrations() == 0 && pages_in(kern, RANGE, 2) == 2 && pages_in(child, RANGE, 2) == 2,
+    CHECK(migrations() == 0 && t_pages_in(loc, kern, RANGE, 2) == 2 && t_pages_in(loc, child, RANGE, 2) == 2,
           "SPILLOVER_MIGRATE=0 moved pages");
   }
   /* every byte, wherever it lives now */
@@ -246,10 +240,10 @@ static int repoint(int how) {
   }
   int launches = launch_until(x, now);
   CHECK(bad_words() == 0, "the graph did not read the new range (%llu wrong words)", bad_words());
-  CHECK(pages_in(now, RANGE, 1) == 2, "new range: %d of 2 pages in VRAM after %d launches", pages_in(now, RANGE, 1),
+  CHECK(t_pages_in(loc, now, RANGE, 1) == 2, "new range: %d of 2 pages in VRAM after %d launches", t_pages_in(loc, now, RANGE, 1),
         launches);
   for (int i = 0; i < 200; i++) CU(cuGraphLaunch(x, s)); /* VRAM has room for it: it must not be charged */
-  CHECK(pages_in(old, RANGE, 2) == 2, "the range the node named before moved: still charged");
+  CHECK(t_pages_in(loc, old, RANGE, 2) == 2, "the range the node named before moved: still charged");
   CHECK(migrations() == 2, "migrations %llu, want 2", migrations());
   verify(old, RANGE / 8, 66, 0);
   verify(now, RANGE / 8, 77, 0);
@@ -283,11 +277,11 @@ static int setnodes(void) {
   CU(cuGraphExecChildGraphNodeSetParams(x, nodes[1], c_new));
   int launches = launch_until2(x, set_new, child_new);
   CHECK(bad_words() == 0, "the child graph did not read its new range (%llu wrong words)", bad_words());
-  CHECK(pages_in(set_new, RANGE, 1) == 2 && pages_in(child_new, RANGE, 1) == 2,
-        "new ranges: %d and %d of 2 pages in VRAM after %d launches", pages_in(set_new, RANGE, 1),
-        pages_in(child_new, RANGE, 1), launches);
+  CHECK(t_pages_in(loc, set_new, RANGE, 1) == 2 && t_pages_in(loc, child_new, RANGE, 1) == 2,
+        "new ranges: %d and %d of 2 pages in VRAM after %d launches", t_pages_in(loc, set_new, RANGE, 1),
+        t_pages_in(loc, child_new, RANGE, 1), launches);
   for (int i = 0; i < 200; i++) CU(cuGraphLaunch(x, s));
-  CHECK(pages_in(set_old, RANGE, 2) == 2 && pages_in(child_old, RANGE, 2) == 2,
+  CHECK(t_pages_in(loc, set_old, RANGE, 2) == 2 && t_pages_in(loc, child_old, RANGE, 2) == 2,
         "a range the nodes named before moved: still charged");
   CHECK(migrations() == 4, "migrations %llu, want 4", migrations());
   verify(set_old, RANGE / 8, 101, 0); /* the memset never ran there */
@@ -318,12 +312,12 @@ static int capture(void) {
   CU(cuStreamCreate(&cap, 0));
   CU(cuStreamBeginCapture_v2(cap, CU_STREAM_CAPTURE_MODE_GLOBAL));
   for (int i = 0; i < 5000; i++) CU(cuGraphLaunch(x, cap)); /* enough to make a pass due, many times over */
-  CHECK(migrations() == 0 && pages_in(hot, RANGE, 2) == 2, "a placement pass ran during capture");
+  CHECK(migrations() == 0 && t_pages_in(loc, hot, RANGE, 2) == 2, "a placement pass ran during capture");
   CUgraph captured;
   CU(cuStreamEndCapture(cap, &captured));
   CU(cuGraphDestroy(captured));
   int launches = launch_until(x, hot);
-  CHECK(pages_in(hot, RANGE, 1) == 2, "after capture: %d of 2 pages in VRAM after %d launches", pages_in(hot, RANGE, 1),
+  CHECK(t_pages_in(loc, hot, RANGE, 1) == 2, "after capture: %d of 2 pages in VRAM after %d launches", t_pages_in(loc, hot, RANGE, 1),
         launches);
   verify(hot, RANGE / 8, 88, 0);
   CHECK(bad_words() == 0, "%llu words changed", bad_words());

@@ -74,18 +74,6 @@ static unsigned long long bad_words(int dev) {
   return bad;
 }
 
-static int pages_in(CUdeviceptr p, size_t bytes, int where) {
-  int n = 0;
-  for (size_t i = 0; i < bytes / PAGE; i++) n += loc(p + i * PAGE) == where;
-  return n;
-}
-
-static sp_stats stats(void) {
-  sp_stats s;
-  CHECK(t_read_stats(getpid(), &s) == 0, "cannot read stats");
-  return s;
-}
-
 static int limits(void) {
   setup();
   size_t fr, tot[2];
@@ -103,12 +91,12 @@ static int limits(void) {
   use(1);
   CU(cuMemAlloc_v2(&b, 80 * MiB));
   CU(cuMemAlloc_v2(&c, 40 * MiB));
-  CHECK(pages_in(a, 80 * MiB, 1) == 23 && pages_in(a, 80 * MiB, 2) == 17, "device 0: %d VRAM pages, want 23",
-        pages_in(a, 80 * MiB, 1));
-  CHECK(pages_in(b, 80 * MiB, 1) == 0 && pages_in(b, 80 * MiB, 2) == 0, "device 1: 80M not the driver's");
-  CHECK(pages_in(c, 40 * MiB, 1) == 7 && pages_in(c, 40 * MiB, 2) == 13, "device 1: %d VRAM pages, want 7",
-        pages_in(c, 40 * MiB, 1));
-  sp_stats s = stats();
+  CHECK(t_pages_in(loc, a, 80 * MiB, 1) == 23 && t_pages_in(loc, a, 80 * MiB, 2) == 17, "device 0: %d VRAM pages, want 23",
+        t_pages_in(loc, a, 80 * MiB, 1));
+  CHECK(t_pages_in(loc, b, 80 * MiB, 1) == 0 && t_pages_in(loc, b, 80 * MiB, 2) == 0, "device 1: 80M not the driver's");
+  CHECK(t_pages_in(loc, c, 40 * MiB, 1) == 7 && t_pages_in(loc, c, 40 * MiB, 2) == 13, "device 1: %d VRAM pages, want 7",
+        t_pages_in(loc, c, 40 * MiB, 1));
+  sp_stats s = t_stats();
   CHECK(s.gpu[0].vram_limit == 64 * MiB && s.gpu[1].vram_limit == 96 * MiB, "stats limits %llu/%llu",
         (unsigned long long)s.gpu[0].vram_limit, (unsigned long long)s.gpu[1].vram_limit);
   CHECK(s.gpu[0].vram_reserve == 16 * MiB && s.gpu[1].vram_reserve == 0, "stats reserves %llu/%llu",
@@ -144,11 +132,11 @@ static int copy(void) {
   CUdeviceptr src, back, back2, back3, dst;
   use(0);
   CU(cuMemAlloc_v2(&src, n));
-  CHECK(pages_in(src, n, 1) > 0 && pages_in(src, n, 2) > 0, "setup: the source is not in both tiers");
+  CHECK(t_pages_in(loc, src, n, 1) > 0 && t_pages_in(loc, src, n, 2) > 0, "setup: the source is not in both tiers");
   fill(src, n, 5);
   use(1);
   CU(cuMemAlloc_v2(&dst, n)); /* device 1's own tiered range, both tiers too */
-  CHECK(pages_in(dst, n, 1) > 0 && pages_in(dst, n, 2) > 0, "setup: the copy target is not in both tiers");
+  CHECK(t_pages_in(loc, dst, n, 1) > 0 && t_pages_in(loc, dst, n, 2) > 0, "setup: the copy target is not in both tiers");
   /* device 1 is current: a device 0 pointer still answers for device 0 */
   int ordinal = -1;
   CUcontext owner = NULL;
@@ -198,7 +186,7 @@ static int peer(void) {
   use(0);
   for (int i = 0; i < 31; i++) CU(cuMemAlloc_v2(&smalls[i], 2 * MiB));
   CU(cuMemAlloc_v2(&hot, 8 * MiB));
-  CHECK(pages_in(hot, 8 * MiB, 2) == 4, "setup: not in host memory");
+  CHECK(t_pages_in(loc, hot, 8 * MiB, 2) == 4, "setup: not in host memory");
   fill(hot, 8 * MiB, 11);
   use(1);
   CHECK(verify(1, hot, 8 * MiB, 11) == CUDA_ERROR_ILLEGAL_ADDRESS, "device 1 read device 0's range before peer access");
@@ -209,7 +197,7 @@ static int peer(void) {
   use(0);
   for (int i = 0; i < 31; i++) CU(cuMemFree_v2(smalls[i]));
   for (int i = 0; i < 5000; i++) CU(verify(0, hot, 64, 11));
-  CHECK(pages_in(hot, 8 * MiB, 1) == 4, "hot range: %d of 4 pages moved into VRAM", pages_in(hot, 8 * MiB, 1));
+  CHECK(t_pages_in(loc, hot, 8 * MiB, 1) == 4, "hot range: %d of 4 pages moved into VRAM", t_pages_in(loc, hot, 8 * MiB, 1));
   CHECK(bad_words(0) == 0, "device 0 read wrong words");
   use(1);
   CU(verify(1, hot, 8 * MiB, 11));
@@ -236,7 +224,7 @@ static int exportable(void) {
   use(1);
   CU(cuMemAlloc_v2(&cold, 40 * MiB)); /* device 1: limit 64M, reserve 16M: 24 VRAM pages */
   fill(cold, 40 * MiB, 3);
-  CHECK(pages_in(cold, 40 * MiB, 1) == 20, "setup: %d VRAM pages, want 20", pages_in(cold, 40 * MiB, 1));
+  CHECK(t_pages_in(loc, cold, 40 * MiB, 1) == 20, "setup: %d VRAM pages, want 20", t_pages_in(loc, cold, 40 * MiB, 1));
   CUmemAllocationProp prop;
   memset(&prop, 0, sizeof(prop));
   prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
@@ -261,11 +249,11 @@ static int exportable(void) {
   a.location.id = 1;
   a.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
   CU(cuMemSetAccess(va, 32 * MiB, &a, 1));
-  CHECK(pages_in(va, 32 * MiB, 1) == 16, "exportable memory: %d of 16 pages in VRAM", pages_in(va, 32 * MiB, 1));
-  CHECK(pages_in(cold, 40 * MiB, 2) >= 12, "cold range: only %d pages left VRAM", pages_in(cold, 40 * MiB, 2));
+  CHECK(t_pages_in(loc, va, 32 * MiB, 1) == 16, "exportable memory: %d of 16 pages in VRAM", t_pages_in(loc, va, 32 * MiB, 1));
+  CHECK(t_pages_in(loc, cold, 40 * MiB, 2) >= 12, "cold range: only %d pages left VRAM", t_pages_in(loc, cold, 40 * MiB, 2));
   CU(verify(1, cold, 40 * MiB, 3));
   CHECK(bad_words(1) == 0, "%llu words changed", bad_words(1));
-  sp_stats s = stats();
+  sp_stats s = t_stats();
   CHECK(s.gpu[1].program_vmm_bytes == 32 * MiB && s.gpu[0].program_vmm_bytes == 0, "vmm counted on %llu/%llu",
         (unsigned long long)s.gpu[0].program_vmm_bytes, (unsigned long long)s.gpu[1].program_vmm_bytes);
   CHECK(s.gpu[1].vram_limit == 64 * MiB && s.gpu[0].vram_limit == 256 * MiB, "limits %llu/%llu",

@@ -10,64 +10,9 @@
 **           memory so a hot range can move in; both keep their bytes
 **  off      SPILLOVER_MIGRATE=0: the same launches move nothing
 */
-#include "../demo/spill_pattern.h"
-#include "t_common.h"
-
-CUresult cuModuleLoadData(CUmodule *, const void *);
-CUresult cuModuleGetFunction(CUfunction *, CUmodule, const char *);
-CUresult cuLaunchKernel(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
-                        void **, void **);
+#include "t_kernels.h"
 
 static t_location_fn loc;
-static CUfunction k_fill, k_verify;
-static CUdeviceptr bad_counter; /* 2 MiB of the driver's memory (small: may use the reserve) */
-
-static void kernels(void) {
-  CUmodule m;
-  CU(cuModuleLoadData(&m, "fake image"));
-  CU(cuModuleGetFunction(&k_fill, m, SPILL_KERNEL_FILL));
-  CU(cuModuleGetFunction(&k_verify, m, SPILL_KERNEL_VERIFY));
-  CU(cuMemAlloc_v2(&bad_counter, 2 * MiB));
-  CU(cuMemsetD8_v2(bad_counter, 0, 8));
-}
-
-static void fill(CUdeviceptr p, size_t bytes, unsigned long long seed) {
-  unsigned long long n = bytes / 8, off = 0;
-  void *args[] = {&p, &n, &seed, &off};
-  CU(cuLaunchKernel(k_fill, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL));
-}
-
-/* One verify launch over `bytes` of p; with `extra`, the arguments go as one packed buffer. */
-static void verify_launch(CUdeviceptr p, size_t bytes, unsigned long long seed, int extra) {
-  unsigned long long n = bytes / 8, off = 0;
-  if (!extra) {
-    void *args[] = {&p, &n, &seed, &off, &bad_counter};
-    CU(cuLaunchKernel(k_verify, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL));
-    return;
-  }
-  unsigned long long buf[5] = {p, n, seed, off, bad_counter};
-  size_t size = sizeof(buf);
-  void *ex[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, buf, CU_LAUNCH_PARAM_BUFFER_SIZE, &size, CU_LAUNCH_PARAM_END};
-  CU(cuLaunchKernel(k_verify, 1, 1, 1, 1, 1, 1, 0, NULL, NULL, ex));
-}
-
-static unsigned long long bad_words(void) {
-  unsigned long long bad = 0;
-  CU(cuMemcpyDtoH_v2(&bad, bad_counter, sizeof(bad)));
-  return bad;
-}
-
-static int pages_in(CUdeviceptr p, size_t bytes, int where) {
-  int n = 0;
-  for (size_t i = 0; i < bytes / PAGE; i++) n += loc(p + i * PAGE) == where;
-  return n;
-}
-
-static sp_stats stats(void) {
-  sp_stats s;
-  CHECK(t_read_stats(getpid(), &s) == 0, "cannot read stats");
-  return s;
-}
 
 /* Name `hot` in `launches` cheap launches (a few words each), alternating the two argument forms. */
 static void use(CUdeviceptr hot, unsigned long long seed, int launches) {
@@ -90,21 +35,21 @@ static int promote(int expect_moves) {
   fill_small(1); /* with the counter: the whole 64M limit */
   CU(cuMemAlloc_v2(&hot, 8 * MiB));
   CU(cuMemAlloc_v2(&cold, 8 * MiB));
-  CHECK(pages_in(hot, 8 * MiB, 2) == 4 && pages_in(cold, 8 * MiB, 2) == 4, "setup: not in host memory");
+  CHECK(t_pages_in(loc, hot, 8 * MiB, 2) == 4 && t_pages_in(loc, cold, 8 * MiB, 2) == 4, "setup: not in host memory");
   fill_small(0);
   fill(hot, 8 * MiB, 11);
   fill(cold, 8 * MiB, 22);
   use(hot, 11, 5000);
   CHECK(bad_words() == 0, "the cheap launches saw wrong words");
-  sp_stats s = stats();
+  sp_stats s = t_stats();
   if (expect_moves) {
-    CHECK(pages_in(hot, 8 * MiB, 1) == 4, "hot range: %d of 4 pages in VRAM", pages_in(hot, 8 * MiB, 1));
-    CHECK(pages_in(cold, 8 * MiB, 2) == 4, "cold range moved");
+    CHECK(t_pages_in(loc, hot, 8 * MiB, 1) == 4, "hot range: %d of 4 pages in VRAM", t_pages_in(loc, hot, 8 * MiB, 1));
+    CHECK(t_pages_in(loc, cold, 8 * MiB, 2) == 4, "cold range moved");
     CHECK(s.migrations == 4, "migrations %llu, want 4", (unsigned long long)s.migrations);
     CHECK(s.gpu[0].tier_bytes[0] == 8 * MiB && s.gpu[0].tier_bytes[1] == 8 * MiB, "tier bytes %llu/%llu",
           (unsigned long long)s.gpu[0].tier_bytes[0], (unsigned long long)s.gpu[0].tier_bytes[1]);
   } else {
-    CHECK(pages_in(hot, 8 * MiB, 2) == 4 && s.migrations == 0, "SPILLOVER_MIGRATE=0 moved pages");
+    CHECK(t_pages_in(loc, hot, 8 * MiB, 2) == 4 && s.migrations == 0, "SPILLOVER_MIGRATE=0 moved pages");
   }
   verify_launch(hot, 8 * MiB, 11, 0);
   verify_launch(cold, 8 * MiB, 22, 0);
@@ -117,7 +62,7 @@ static int promote(int expect_moves) {
   free(back);
   CU(cuMemFree_v2(hot));
   CU(cuMemFree_v2(cold));
-  s = stats();
+  s = t_stats();
   CHECK(s.gpu[0].tier_bytes[0] == 0 && s.gpu[0].tier_bytes[1] == 0, "tier bytes left after frees");
   printf("ok %s\n", expect_moves ? "promote" : "off");
   return 0;
@@ -128,19 +73,19 @@ static int evict(void) {
   CUdeviceptr warm, hot;
   fill_small(1);
   CU(cuMemAlloc_v2(&hot, 8 * MiB));
-  CHECK(pages_in(hot, 8 * MiB, 2) == 4, "setup: hot not in host memory");
+  CHECK(t_pages_in(loc, hot, 8 * MiB, 2) == 4, "setup: hot not in host memory");
   fill_small(0);
   CU(cuMemAlloc_v2(&warm, 16 * MiB)); /* reserve - counter... the budget above the reserve: */
   CUdeviceptr filler;
   CU(cuMemAlloc_v2(&filler, 30 * MiB)); /* 16 + 30 + 2 (counter) = 48M: nothing left above the reserve */
-  CHECK(pages_in(warm, 16 * MiB, 1) == 8, "setup: warm has %d VRAM pages", pages_in(warm, 16 * MiB, 1));
+  CHECK(t_pages_in(loc, warm, 16 * MiB, 1) == 8, "setup: warm has %d VRAM pages", t_pages_in(loc, warm, 16 * MiB, 1));
   fill(warm, 16 * MiB, 33);
   fill(hot, 8 * MiB, 44);
   use(hot, 44, 5000);
-  CHECK(pages_in(hot, 8 * MiB, 1) == 4, "hot range: %d of 4 pages in VRAM", pages_in(hot, 8 * MiB, 1));
-  int warm_host = pages_in(warm, 16 * MiB, 2), filler_host = pages_in(filler, 30 * MiB, 2);
+  CHECK(t_pages_in(loc, hot, 8 * MiB, 1) == 4, "hot range: %d of 4 pages in VRAM", t_pages_in(loc, hot, 8 * MiB, 1));
+  int warm_host = t_pages_in(loc, warm, 16 * MiB, 2), filler_host = t_pages_in(loc, filler, 30 * MiB, 2);
   CHECK(warm_host + filler_host == 4, "the unused ranges gave %d pages, want 4", warm_host + filler_host);
-  sp_stats s = stats();
+  sp_stats s = t_stats();
   CHECK(s.migrations == 8, "migrations %llu, want 4 out + 4 in", (unsigned long long)s.migrations);
   verify_launch(warm, 16 * MiB, 33, 0);
   verify_launch(hot, 8 * MiB, 44, 0);

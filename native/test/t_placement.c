@@ -13,73 +13,27 @@
 **  steady      a repeating step (an activation range named often, weights once) moves pages while
 **              it warms up, then none
 */
-#include "../demo/spill_pattern.h"
-#include "t_common.h"
+#include "t_kernels.h"
 
-CUresult cuModuleLoadData(CUmodule *, const void *);
-CUresult cuModuleGetFunction(CUfunction *, CUmodule, const char *);
-CUresult cuLaunchKernel(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned, CUstream,
-                        void **, void **);
 CUresult cuMemExportToShareableHandle(void *, CUmemGenericAllocationHandle, int, unsigned long long);
 
 static t_location_fn loc;
-static CUfunction k_fill, k_verify;
-static CUdeviceptr bad_counter;
-
-static void kernels(void) {
-  CUmodule m;
-  CU(cuModuleLoadData(&m, "fake image"));
-  CU(cuModuleGetFunction(&k_fill, m, SPILL_KERNEL_FILL));
-  CU(cuModuleGetFunction(&k_verify, m, SPILL_KERNEL_VERIFY));
-  CU(cuMemAlloc_v2(&bad_counter, 2 * MiB));
-  CU(cuMemsetD8_v2(bad_counter, 0, 8));
-}
-
-static void fill(CUdeviceptr p, size_t bytes, unsigned long long seed) {
-  unsigned long long n = bytes / 8, off = 0;
-  void *args[] = {&p, &n, &seed, &off};
-  CU(cuLaunchKernel(k_fill, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL));
-}
-
-static void verify(CUdeviceptr p, size_t bytes, unsigned long long seed) {
-  unsigned long long n = bytes / 8, off = 0;
-  void *args[] = {&p, &n, &seed, &off, &bad_counter};
-  CU(cuLaunchKernel(k_verify, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL));
-}
-
-static unsigned long long bad_words(void) {
-  unsigned long long bad = 0;
-  CU(cuMemcpyDtoH_v2(&bad, bad_counter, sizeof(bad)));
-  return bad;
-}
-
-static int pages_in(CUdeviceptr p, size_t bytes, int where) {
-  int n = 0;
-  for (size_t i = 0; i < bytes / PAGE; i++) n += loc(p + i * PAGE) == where;
-  return n;
-}
-
-static sp_stats stats(void) {
-  sp_stats s;
-  CHECK(t_read_stats(getpid(), &s) == 0, "cannot read stats");
-  return s;
-}
 
 static int fresh(void) {
   kernels(); /* 2M of the budget */
   CUdeviceptr weights, act;
   CU(cuMemAlloc_v2(&weights, 40 * MiB)); /* tiered, all VRAM: 6M left above the reserve */
-  CHECK(pages_in(weights, 40 * MiB, 1) == 20, "weights: %d of 20 pages in VRAM", pages_in(weights, 40 * MiB, 1));
+  CHECK(t_pages_in(loc, weights, 40 * MiB, 1) == 20, "weights: %d of 20 pages in VRAM", t_pages_in(loc, weights, 40 * MiB, 1));
   fill(weights, 40 * MiB, 5);
   CU(cuMemAlloc_v2(&act, 16 * MiB)); /* 8 pages, 3 free: 5 of the weights' pages leave */
-  CHECK(pages_in(act, 16 * MiB, 1) == 8, "fresh range: %d of 8 pages in VRAM", pages_in(act, 16 * MiB, 1));
-  CHECK(pages_in(weights, 40 * MiB, 2) == 5, "weights: %d pages in host, want 5", pages_in(weights, 40 * MiB, 2));
+  CHECK(t_pages_in(loc, act, 16 * MiB, 1) == 8, "fresh range: %d of 8 pages in VRAM", t_pages_in(loc, act, 16 * MiB, 1));
+  CHECK(t_pages_in(loc, weights, 40 * MiB, 2) == 5, "weights: %d pages in host, want 5", t_pages_in(loc, weights, 40 * MiB, 2));
   CHECK(loc(weights) == 1, "eviction should take the end of a range first");
   fill(act, 16 * MiB, 6);
-  verify(weights, 40 * MiB, 5);
-  verify(act, 16 * MiB, 6);
+  verify_launch(weights, 40 * MiB, 5, 0);
+  verify_launch(act, 16 * MiB, 6, 0);
   CHECK(bad_words() == 0, "%llu words changed", bad_words());
-  sp_stats s = stats();
+  sp_stats s = t_stats();
   CHECK(s.migrations == 5, "migrations %llu, want 5", (unsigned long long)s.migrations);
   CU(cuMemFree_v2(act));
   CU(cuMemFree_v2(weights));
@@ -112,10 +66,10 @@ static int vmm(void) {
   CU(cuMemAddressReserve(&va, 80 * MiB, PAGE, 0, 0));
   CU(cuMemAddressReserve(&vb, 160 * MiB, PAGE, 0, 0));
   map_rw(va, 80 * MiB, h);
-  CHECK(pages_in(va, 80 * MiB, 1) == 23 && pages_in(va, 80 * MiB, 2) == 17, "split %d VRAM + %d host pages",
-        pages_in(va, 80 * MiB, 1), pages_in(va, 80 * MiB, 2));
+  CHECK(t_pages_in(loc, va, 80 * MiB, 1) == 23 && t_pages_in(loc, va, 80 * MiB, 2) == 17, "split %d VRAM + %d host pages",
+        t_pages_in(loc, va, 80 * MiB, 1), t_pages_in(loc, va, 80 * MiB, 2));
   fill(va, 80 * MiB, 7);
-  sp_stats s = stats();
+  sp_stats s = t_stats();
   CHECK(s.gpu[0].program_vmm_bytes == 46 * MiB && s.gpu[0].program_vmm_host_bytes == 34 * MiB, "vmm counts %llu %llu",
         (unsigned long long)s.gpu[0].program_vmm_bytes, (unsigned long long)s.gpu[0].program_vmm_host_bytes);
   CUdeviceptr base = 0;
@@ -135,7 +89,7 @@ static int vmm(void) {
   /* mapped again elsewhere, twice (the first 32M of the handle again at vb + 80M), bytes kept */
   map_rw(vb, 80 * MiB, h);
   map_rw(vb + 80 * MiB, 32 * MiB, h);
-  verify(vb, 80 * MiB, 7);
+  verify_launch(vb, 80 * MiB, 7, 0);
   CHECK(bad_words() == 0, "%llu words changed after remapping", bad_words());
   unsigned long long w1 = 0, w2 = 0;
   CU(cuMemcpyDtoH_v2(&w1, vb + 20 * MiB, 8));
@@ -143,7 +97,7 @@ static int vmm(void) {
   CHECK(w1 == w2 && w1 == spill_pattern(7, 20 * MiB / 8), "the two mappings disagree");
   CU(cuMemUnmap(vb, 112 * MiB)); /* both mappings in one call, as PyTorch does */
   CU(cuMemRelease(h));
-  s = stats();
+  s = t_stats();
   CHECK(s.gpu[0].program_vmm_bytes == 0 && s.gpu[0].program_vmm_host_bytes == 0, "vmm not uncounted");
   CHECK(cuMemRelease(h) == CUDA_ERROR_INVALID_VALUE, "a second release of the handle");
   CU(cuMemAddressFree(va, 80 * MiB));
@@ -162,12 +116,12 @@ static int vmm_hot(void) {
   CUdeviceptr va;
   CU(cuMemAddressReserve(&va, 16 * MiB, PAGE, 0, 0));
   map_rw(va, 16 * MiB, h);
-  CHECK(pages_in(va, 16 * MiB, 2) == 8, "setup: %d pages of the handle in host memory", pages_in(va, 16 * MiB, 2));
+  CHECK(t_pages_in(loc, va, 16 * MiB, 2) == 8, "setup: %d pages of the handle in host memory", t_pages_in(loc, va, 16 * MiB, 2));
   for (int i = 0; i < 31; i++) CU(cuMemFree_v2(smalls[i]));
   fill(va, 16 * MiB, 9);
-  for (int i = 0; i < 5000; i++) verify(va, 64, 9);
-  CHECK(pages_in(va, 16 * MiB, 2) == 0, "%d pages of a hot mapping stayed in host", pages_in(va, 16 * MiB, 2));
-  verify(va, 16 * MiB, 9);
+  for (int i = 0; i < 5000; i++) verify_launch(va, 64, 9, 0);
+  CHECK(t_pages_in(loc, va, 16 * MiB, 2) == 0, "%d pages of a hot mapping stayed in host", t_pages_in(loc, va, 16 * MiB, 2));
+  verify_launch(va, 16 * MiB, 9, 0);
   CHECK(bad_words() == 0, "%llu words changed", bad_words());
   CU(cuMemUnmap(va, 16 * MiB));
   CU(cuMemRelease(h));
@@ -190,9 +144,9 @@ static int exportable(void) {
   CUdeviceptr va;
   CU(cuMemAddressReserve(&va, 32 * MiB, PAGE, 0, 0));
   map_rw(va, 32 * MiB, h);
-  CHECK(pages_in(va, 32 * MiB, 1) == 16, "exportable memory: %d of 16 pages in VRAM", pages_in(va, 32 * MiB, 1));
-  CHECK(pages_in(cold, 40 * MiB, 2) == 13, "cold range: %d pages left VRAM, want 13", pages_in(cold, 40 * MiB, 2));
-  verify(cold, 40 * MiB, 3);
+  CHECK(t_pages_in(loc, va, 32 * MiB, 1) == 16, "exportable memory: %d of 16 pages in VRAM", t_pages_in(loc, va, 32 * MiB, 1));
+  CHECK(t_pages_in(loc, cold, 40 * MiB, 2) == 13, "cold range: %d pages left VRAM, want 13", t_pages_in(loc, cold, 40 * MiB, 2));
+  verify_launch(cold, 40 * MiB, 3, 0);
   CHECK(bad_words() == 0, "%llu words changed", bad_words());
   CU(cuMemUnmap(va, 32 * MiB));
   CU(cuMemRelease(h));
@@ -203,8 +157,8 @@ static int exportable(void) {
 }
 
 static void step(CUdeviceptr act, CUdeviceptr *w, int nw) {
-  for (int i = 0; i < 20; i++) verify(act, 64, 1);
-  for (int i = 0; i < nw; i++) verify(w[i], 64, 2 + (unsigned long long)i);
+  for (int i = 0; i < 20; i++) verify_launch(act, 64, 1, 0);
+  for (int i = 0; i < nw; i++) verify_launch(w[i], 64, 2 + (unsigned long long)i, 0);
 }
 
 static int steady(void) {
@@ -216,13 +170,13 @@ static int steady(void) {
   }
   CU(cuMemAlloc_v2(&act, 8 * MiB));
   fill(act, 8 * MiB, 1);
-  CHECK(pages_in(act, 8 * MiB, 1) == 4, "the activations are not in VRAM");
+  CHECK(t_pages_in(loc, act, 8 * MiB, 1) == 4, "the activations are not in VRAM");
   for (int i = 0; i < 300; i++) step(act, w, 3); /* warm-up */
-  unsigned long long before = stats().migrations;
+  unsigned long long before = t_stats().migrations;
   for (int i = 0; i < 600; i++) step(act, w, 3);
-  unsigned long long after = stats().migrations;
+  unsigned long long after = t_stats().migrations;
   CHECK(after == before, "%llu pages moved in the steady state", after - before);
-  CHECK(pages_in(act, 8 * MiB, 1) == 4, "the activations left VRAM");
+  CHECK(t_pages_in(loc, act, 8 * MiB, 1) == 4, "the activations left VRAM");
   CHECK(bad_words() == 0, "%llu words changed", bad_words());
   printf("ok steady (%llu pages moved while warming up)\n", before);
   return 0;

@@ -23,12 +23,6 @@ static void expect_pages(CUdeviceptr p, size_t bytes, int nvram) {
   }
 }
 
-static sp_stats stats(void) {
-  sp_stats s;
-  CHECK(t_read_stats(getpid(), &s) == 0, "cannot read stats");
-  return s;
-}
-
 static int place(void) {
   CUdeviceptr a, b, c;
   CU(cuMemAlloc_v2(&a, 40 * MiB)); /* 40 <= 64-16: the driver's own memory */
@@ -37,7 +31,7 @@ static int place(void) {
   expect_pages(b, 20 * MiB, 4);
   CU(cuMemAlloc_v2(&c, 10 * MiB)); /* all host */
   expect_pages(c, 10 * MiB, 0);
-  sp_stats s = stats();
+  sp_stats s = t_stats();
   CHECK(s.gpu[0].tier_bytes[0] == 8 * MiB && s.gpu[0].tier_bytes[1] == 22 * MiB, "tier bytes %llu/%llu",
         (unsigned long long)s.gpu[0].tier_bytes[0], (unsigned long long)s.gpu[0].tier_bytes[1]);
   CHECK(s.gpu[0].passthrough_bytes == 40 * MiB, "passthrough %llu", (unsigned long long)s.gpu[0].passthrough_bytes);
@@ -51,7 +45,7 @@ static int place(void) {
   CU(cuMemFree_v2(a));
   CU(cuMemFree_v2(b));
   CU(cuMemFree_v2(c));
-  s = stats();
+  s = t_stats();
   CHECK(s.gpu[0].tier_bytes[0] == 0 && s.gpu[0].tier_bytes[1] == 0 && s.gpu[0].passthrough_bytes == 0,
         "bytes left after frees");
   printf("ok place\n");
@@ -63,11 +57,11 @@ static int reuse(void) {
   CU(cuMemAlloc_v2(&a, 40 * MiB));
   CU(cuMemAlloc_v2(&b, 30 * MiB)); /* 4 VRAM + 11 host pages */
   expect_pages(b, 30 * MiB, 4);
-  sp_stats s1 = stats();
+  sp_stats s1 = t_stats();
   unsigned long creates = t_calls("cuMemCreate");
   CHECK(creates > 0 || !t_is_fake(), "no cuMemCreate counted");
   CU(cuMemFree_v2(b));
-  sp_stats s2 = stats();
+  sp_stats s2 = t_stats();
   CHECK(s2.pinned_pool_bytes == s1.pinned_pool_bytes && s2.pinned_used_bytes == 0, "pool after free: %llu used %llu",
         (unsigned long long)s2.pinned_pool_bytes, (unsigned long long)s2.pinned_used_bytes);
   for (int round = 0; round < 3; round++) {
@@ -76,7 +70,7 @@ static int reuse(void) {
     CU(cuMemFree_v2(b));
   }
   CHECK(t_calls("cuMemCreate") == creates, "pages re-created: %lu -> %lu", creates, t_calls("cuMemCreate"));
-  sp_stats s3 = stats();
+  sp_stats s3 = t_stats();
   CHECK(s3.pool_grows == s1.pool_grows && s3.pinned_pool_bytes == s1.pinned_pool_bytes, "pool grew again");
   CU(cuMemFree_v2(a));
   printf("ok reuse creates=%lu pool=%llu\n", creates, (unsigned long long)s3.pinned_pool_bytes);
@@ -96,7 +90,7 @@ static int oom(void) {
   CU(cuMemAlloc_v2(&d, 1 * MiB));
   CU(cuMemFree_v2(b));
   CU(cuMemAlloc_v2(&b, 64 * MiB)); /* exactly the pinned budget again */
-  sp_stats s = stats();
+  sp_stats s = t_stats();
   CHECK(s.oom_returned == 2, "oom_returned %llu", (unsigned long long)s.oom_returned);
   CHECK(s.pinned_pool_bytes == 64 * MiB, "pinned pool %llu exceeds the budget", (unsigned long long)s.pinned_pool_bytes);
   CU(cuMemFree_v2(a));

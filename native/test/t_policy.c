@@ -7,21 +7,9 @@
 **             then oldest range first, from the end of the range
 **  room       with free room, hot host pages come in without any leaving; cold ones stay
 */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
+#define _GNU_SOURCE /* as policy.c, which is compiled into this program */
 #include "sp.h"
-
-#define CHECK(cond, ...)                  \
-  do {                                    \
-    if (!(cond)) {                        \
-      printf("FAIL line %d: ", __LINE__); \
-      printf(__VA_ARGS__);                \
-      printf("\n");                       \
-      exit(1);                            \
-    }                                     \
-  } while (0)
+#include "t_common.h" /* CHECK only: this program calls no driver function */
 
 static uint64_t next_id;
 

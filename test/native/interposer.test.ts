@@ -1,69 +1,30 @@
 // interposer.test.ts: runs the C scenario programs of native/test/t_*.c under
 // LD_PRELOAD=libspillover.so against the CPU fake driver (native/test/fake). Each test is one
 // scenario: the program exits 0 and prints "ok <scenario>" only if every check in it held.
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { build, buildScenarios, MiB, type Ran, runScenario } from "./helpers.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const build = path.join(root, "native/build");
-const fakeDir = path.join(build, "fake");
-const lib = path.join(build, "libspillover.so");
 let statsDir = "";
 
-const MiB = 1024 * 1024;
-// A 64 MiB "GPU" budget with a 16 MiB reserve and 128 MiB of pinned host memory, on a fake card
-// of 1 GiB: large allocations get 48 MiB of VRAM, then host pages. First-come placement
-// (SPILLOVER_MIGRATE=0) unless a test turns placement by use on: the mechanics tests count pages.
-const BUDGET = {
-  SPILLOVER_VRAM_LIMIT: "64M",
-  SPILLOVER_VRAM_RESERVE: "16M",
-  SPILLOVER_PINNED_LIMIT: "128M",
-  SPILLOVER_HOST_RESERVE: "0",
-  FAKE_CUDA_VRAM: "1G",
-  SPILLOVER_MIGRATE: "0",
-};
-
-function scrubbedEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !k.startsWith("SPILLOVER_") && !k.startsWith("FAKE_CUDA_")) env[k] = v;
-  }
-  return env;
+// helpers.ts's budget (64 MiB of VRAM, 16 MiB reserve: large allocations get 48 MiB, then host
+// pages), with first-come placement (SPILLOVER_MIGRATE=0) unless a test turns placement by use
+// on: the mechanics tests count pages.
+function run(prog: string, args: string[], env: Record<string, string> = {}): Ran {
+  return runScenario(prog, args, statsDir, { SPILLOVER_MIGRATE: "0", ...env });
 }
 
-function run(
-  prog: string,
-  args: string[],
-  env: Record<string, string> = {},
-): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(path.join(build, prog), args, {
-    encoding: "utf8",
-    env: {
-      ...scrubbedEnv(),
-      LD_LIBRARY_PATH: fakeDir,
-      LD_PRELOAD: lib,
-      SPILLOVER_STATS_DIR: statsDir,
-      SPILLOVER_BROKER: "off",
-      ...BUDGET,
-      ...env,
-    },
-    timeout: 60_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function expectOk(r: { code: number | null; stdout: string; stderr: string }, line: string): void {
+function expectOk(r: Ran, line: string): void {
   expect(r.stdout + r.stderr).toContain(line);
   expect(r.stdout).not.toContain("FAIL");
   expect(r.code).toBe(0);
 }
 
 beforeAll(() => {
-  execFileSync("make", ["-s", "-C", path.join(root, "native"), "test-bin"], { stdio: "pipe" });
+  buildScenarios();
   statsDir = mkdtempSync(path.join(os.tmpdir(), "spillover-stats-"));
 });
 

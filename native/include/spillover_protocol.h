@@ -139,6 +139,21 @@ typedef struct sp_stats_alloc {
   uint64_t reserved0;
 } sp_stats_alloc;
 
+/* The streaming engine (native/src/stream.c), all devices together; zero while it is off or has
+** staged nothing. Added in the former padding: records written before it read as zeros. 16 * 8. */
+typedef struct sp_stats_stream {
+  uint64_t staged_bytes;     /* bytes copied into VRAM staging slots ahead of the kernels */
+  uint64_t staged_ranges;    /* ranges staged */
+  uint64_t stage_hits;       /* launches that read a staged copy instead of host pages */
+  uint64_t late_stages;      /* stagings made by the launch that needed them (not prefetched) */
+  uint64_t writeback_pages;  /* staged pages a kernel wrote, copied back before unstaging */
+  uint64_t inplace_launches; /* launches naming host pages that read them in place */
+  uint64_t copy_busy_ns;     /* copy stream busy time, measured with events */
+  uint64_t budget_bytes;     /* VRAM staging arena now (inside the VRAM limit) */
+  uint64_t fallbacks;        /* stagings that could not be made (no room, a failed copy) */
+  uint64_t reserved[7];
+} sp_stats_stream;
+
 /* The whole record; the file is exactly SP_STATS_SIZE bytes. Readers: read the file, check
 ** magic, version and that seq is even and equal before and after the copy (else retry). */
 typedef struct sp_stats {
@@ -185,11 +200,14 @@ typedef struct sp_stats {
   uint32_t       reserved_top;
   sp_stats_alloc top[SP_STATS_TOP_ALLOCS];       /* 16 * 48 = 768 bytes, largest first */
 
-  uint8_t padding[SP_STATS_SIZE - 64 - 80 - 128 - 256 - 1152 - 8 - 768];
+  sp_stats_stream stream;                        /* 128 bytes: the streaming engine */
+
+  uint8_t padding[SP_STATS_SIZE - 64 - 80 - 128 - 256 - 1152 - 8 - 768 - 128];
 } sp_stats;
 
 _Static_assert(sizeof(sp_stats_gpu) == 144, "sp_stats_gpu layout");
 _Static_assert(sizeof(sp_stats_alloc) == 48, "sp_stats_alloc layout");
+_Static_assert(sizeof(sp_stats_stream) == 128, "sp_stats_stream layout");
 _Static_assert(sizeof(sp_stats) == SP_STATS_SIZE, "sp_stats must be 4096 bytes");
 
 #endif /* SPILLOVER_PROTOCOL_H */

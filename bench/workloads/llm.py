@@ -147,14 +147,14 @@ def setup_accelerate(torch, model, spec):
     }
 
 
-def make_static_cache(torch, transformers, config, max_len):
+def make_static_cache(torch, transformers, config, max_len, dtype):
     """transformers 5.x: StaticCache(config=, max_cache_len=), allocated lazily on the first update
-    (the eager prefill); 4.x took the batch size, device and dtype as well."""
+    (the eager prefill); 4.x before 4.56 took the batch size, device and dtype as well."""
     try:
         return transformers.StaticCache(config=config, max_cache_len=max_len)
     except TypeError:
         return transformers.StaticCache(config=config, max_batch_size=1, max_cache_len=max_len,
-                                        device="cuda", dtype=torch.bfloat16)
+                                        device="cuda", dtype=dtype)
 
 
 class LeanDecoder:
@@ -163,29 +163,42 @@ class LeanDecoder:
     own forward at a fixed token buffer and cache position, the argmax, and the advance of both
     buffers) is captured once into a CUDA graph and replayed, so no Python runs per token. HF's
     eager MoE experts route with .nonzero() (a host sync), which a graph cannot hold: MoE models
-    and accelerate's hooks (host copies per forward) run the same loop without a graph."""
+    and accelerate's hooks (host copies per forward) run the same loop without a graph.
+
+    Where the KV of a step lands depends on the transformers version. Up to 5.2 the static cache
+    writes at the `cache_position` the caller passes. From 5.3 (huggingface/transformers#44181,
+    "Completely remove cache positions") the forward has no such argument: each StaticLayer writes
+    at `arange(n) + self.cumulative_length`, a device tensor it advances in place by n (inside a
+    captured graph too, on every replay), and the causal mask's query offset is that same tensor.
+    The loop rewinds to the end of the prompt before every run, so it rewinds those offsets with
+    its own position; otherwise each run writes further on until `index_copy_` runs past
+    max_cache_len (the device-side assert "index_copy_(): index out of bounds")."""
 
     def __init__(self, torch, transformers, model, config, prompt, max_new, graph):
         self.torch = torch
         self.model = model
         self.prompt = prompt
         self.n_prompt = prompt.shape[1]
-        self.cache = make_static_cache(torch, transformers, config, self.n_prompt + max_new + 1)
+        dtype = next(model.parameters()).dtype
+        self.cache = make_static_cache(torch, transformers, config, self.n_prompt + max_new + 1, dtype)
         self.tok = torch.zeros((1, 1), dtype=torch.long, device="cuda")
         self.pos = torch.zeros((1,), dtype=torch.long, device="cuda")
         self.out = torch.zeros((max_new,), dtype=torch.long, device="cuda")
         self.first = None
+        params = inspect.signature(model.forward).parameters
         self.kw = {}
-        if "logits_to_keep" in inspect.signature(model.forward).parameters:
+        if "logits_to_keep" in params:
             self.kw["logits_to_keep"] = 1
+        self.pass_cache_position = "cache_position" in params
         self.graph = None
         self.method = "static-eager"
         self.graph_error = None
         self.want_graph = graph
 
     def _forward(self, ids, pos):
-        o = self.model(input_ids=ids, past_key_values=self.cache, cache_position=pos,
-                       position_ids=pos.unsqueeze(0), use_cache=True, **self.kw)
+        kw = dict(self.kw, cache_position=pos) if self.pass_cache_position else self.kw
+        o = self.model(input_ids=ids, past_key_values=self.cache, position_ids=pos.unsqueeze(0),
+                       use_cache=True, **kw)
         return o.logits[:, -1, :].argmax(dim=-1)
 
     def _advance(self):
@@ -194,11 +207,28 @@ class LeanDecoder:
         self.pos.add_(1)
         return nxt
 
+    def _cache_offsets(self):
+        """The write offsets the cache keeps itself (transformers >= 5.3; none before)."""
+        layers = getattr(self.cache, "layers", ())
+        return [c for c in (getattr(x, "cumulative_length", None) for x in layers) if self.torch.is_tensor(c)]
+
+    def _seek_cache(self, n):
+        """Puts the cache's own write offsets at n, in place: a captured graph holds these very
+        tensors. Sliding-window layers also keep a Python int (read only by eager code)."""
+        for layer in getattr(self.cache, "layers", ()):
+            c = getattr(layer, "cumulative_length", None)
+            if self.torch.is_tensor(c):
+                c.fill_(n)
+            elif isinstance(c, int):
+                layer.cumulative_length = n
+            if isinstance(getattr(layer, "cumulative_length_int", None), int):
+                layer.cumulative_length_int = n
+
     def prefill(self):
-        """The prompt into the cache and the first token (time to first token)."""
+        """The prompt into the cache and the first token (time to first token). Slots past the
+        current position keep stale values; the causal mask never reads them."""
         torch = self.torch
-        if hasattr(self.cache, "reset"):  # a cache that counts what it holds starts empty again
-            self.cache.reset()
+        self._seek_cache(0)
         self.first = self._forward(self.prompt, torch.arange(self.n_prompt, device="cuda"))
         self.reset()
         return self.first
@@ -206,6 +236,18 @@ class LeanDecoder:
     def reset(self):
         self.tok.copy_(self.first.view(1, 1))
         self.pos.fill_(self.n_prompt)
+        self._seek_cache(self.n_prompt)
+
+    def check_offsets(self, steps):
+        """After run(steps): the loop's position and the cache's own write offsets must both be at
+        n_prompt + steps, else a step wrote its KV where the next run or the mask does not look."""
+        want = self.n_prompt + steps
+        got = sorted({int(c) for c in self._cache_offsets()} | {int(self.pos)})
+        if got != [want]:
+            raise RuntimeError(
+                f"static-cache decode drifted: after {steps} steps from a {self.n_prompt}-token prompt the "
+                f"position and cache write offsets are {got}, expected {want}; this transformers version "
+                f"tracks the cache position in a way LeanDecoder does not rewind")
 
     def capture(self):
         if not self.want_graph:
@@ -276,6 +318,7 @@ def lean_decode(torch, transformers, model, config, prompt, spec, graph, n_fixed
                      "same_tokens_as_first": toks == tokens,
                      # pages the interposer moved during these decode steps (after warm-up)
                      "migrations": (st_b["migrations"] - st_a["migrations"]) if st_a and st_b else None})
+    dec.check_offsets(steps)
     med, lo_tps, hi_tps = spread([r["tokens_per_s"] for r in runs])
     decode = {"new_tokens": steps + 1, "step_estimate_s": round(step, 6),
               "tokens_per_s": round(med, 3), "min_tokens_per_s": lo_tps, "max_tokens_per_s": hi_tps,

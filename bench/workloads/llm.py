@@ -147,14 +147,14 @@ def setup_accelerate(torch, model, spec):
     }
 
 
-def make_static_cache(torch, transformers, config, max_len, dtype):
+def make_static_cache(transformers, config, max_len, dtype, device):
     """transformers 5.x: StaticCache(config=, max_cache_len=), allocated lazily on the first update
     (the eager prefill); 4.x before 4.56 took the batch size, device and dtype as well."""
     try:
         return transformers.StaticCache(config=config, max_cache_len=max_len)
     except TypeError:
         return transformers.StaticCache(config=config, max_batch_size=1, max_cache_len=max_len,
-                                        device="cuda", dtype=dtype)
+                                        device=device, dtype=dtype)
 
 
 class LeanDecoder:
@@ -179,11 +179,12 @@ class LeanDecoder:
         self.model = model
         self.prompt = prompt
         self.n_prompt = prompt.shape[1]
+        dev = self.device = prompt.device
         dtype = next(model.parameters()).dtype
-        self.cache = make_static_cache(torch, transformers, config, self.n_prompt + max_new + 1, dtype)
-        self.tok = torch.zeros((1, 1), dtype=torch.long, device="cuda")
-        self.pos = torch.zeros((1,), dtype=torch.long, device="cuda")
-        self.out = torch.zeros((max_new,), dtype=torch.long, device="cuda")
+        self.cache = make_static_cache(transformers, config, self.n_prompt + max_new + 1, dtype, dev)
+        self.tok = torch.zeros((1, 1), dtype=torch.long, device=dev)
+        self.pos = torch.zeros((1,), dtype=torch.long, device=dev)
+        self.out = torch.zeros((max_new,), dtype=torch.long, device=dev)
         self.first = None
         params = inspect.signature(model.forward).parameters
         self.kw = {}
@@ -229,7 +230,7 @@ class LeanDecoder:
         current position keep stale values; the causal mask never reads them."""
         torch = self.torch
         self._seek_cache(0)
-        self.first = self._forward(self.prompt, torch.arange(self.n_prompt, device="cuda"))
+        self.first = self._forward(self.prompt, torch.arange(self.n_prompt, device=self.device))
         self.reset()
         return self.first
 

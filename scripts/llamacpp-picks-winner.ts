@@ -5,7 +5,7 @@
 // the entry to the run's proof file and writes bench/results/proofs/llamacpp-<card>-<date>.json.
 // Usage: tsx scripts/llamacpp-picks-winner.ts RESULTS.json HW-PROFILE.json PROOFS.json [OUT.json]
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildMachine } from "../src/hw/machine.js";
@@ -36,6 +36,7 @@ for (const [model, m] of Object.entries(
   const machine = { ...buildMachine(profile, {}), vramBytes: m.vram_limit_bytes };
   for (const s of SHAPES) points.push(winnerPoint(model, a, machine, path, runs, s));
 }
+rmSync(dir, { recursive: true, force: true });
 const proof = picksWinnerProof(points);
 proofs.proofs = [...proofs.proofs.filter((p: { id: string }) => p.id !== proof.id), proof];
 const out = outArg ?? `bench/results/proofs/llamacpp-${proofs.card}-${proofs.date}.json`;

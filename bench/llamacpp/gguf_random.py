@@ -201,8 +201,9 @@ def write(name, path, header_only=False, seed=1234):
     with open(part, "wb") as f:
         f.write(head)
         base = len(head)
-        if header_only:
+        if header_only:  # a sparse file of the right size: the planner reads only the header
             f.truncate(base + data_bytes)
+            ts = []
         for k, ((tname, dims, t), off) in enumerate(zip(ts, offsets)):
             pos = f.tell() - base
             if pos < off:

@@ -78,7 +78,7 @@ export function processView(r: StatsRecord): ProcessView {
   };
 }
 
-const STREAM_ZERO: StreamStats = {
+export const STREAM_ZERO: StreamStats = {
   stagedBytes: 0,
   stagedRanges: 0,
   stageHits: 0,

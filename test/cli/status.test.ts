@@ -2,6 +2,8 @@
 // broker's API over its Unix socket; stale records of dead processes are skipped.
 
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -143,6 +145,52 @@ describe("spillover status", () => {
     });
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
+  });
+
+  it("reads a broker started before the streaming counters existed as having staged nothing", async () => {
+    const d = mkdtempSync(join(tmpdir(), "spillover-oldbroker-"));
+    const sock = join(d, "broker.sock");
+    const listener = net.createServer((c) => c.end());
+    // what such a broker sends: a process view without `stream`
+    const old = {
+      pid: 7,
+      command: "old",
+      mode: "broker",
+      exited: false,
+      gpus: [],
+      vram: 0,
+      pinned: 0,
+      pinnedLease: 0,
+      ooms: 0,
+      top: [],
+    };
+    const api = http.createServer((_req, res) => {
+      res.end(
+        JSON.stringify({
+          version: 1,
+          source: "broker",
+          broker: { pid: 1, socket: sock, system: false, startedMs: 0, nowMs: 0 },
+          budgets: { pinnedBudget: 0, pinnedLeased: 0, pinnedFree: 0, growStep: 0, vramTotal: {} },
+          pressure: { level: "ok", memAvailable: 0 },
+          clients: [],
+          processes: [old],
+          events: [],
+          eventCounts: {},
+        }),
+      );
+    });
+    await new Promise<void>((r) => listener.listen(sock, r));
+    await new Promise<void>((r) => api.listen(join(d, "http.sock"), r));
+    try {
+      const s = await collectStatus({ env: {}, socket: sock, statsDir: "/nonexistent" });
+      expect(s.processes[0]?.stream.stagedBytes).toBe(0);
+      expect(renderStatus(s).split("\n").at(-1)).toBe(
+        "streaming: nothing staged (streaming off, or no kernel has read host memory)",
+      );
+    } finally {
+      listener.close();
+      api.close();
+    }
   });
 
   it("asks the broker's API when a broker runs", async () => {

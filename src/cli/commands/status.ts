@@ -5,7 +5,7 @@
 import { apiGet, findBroker } from "../../broker/client.js";
 import { scanProcesses } from "../../broker/procs.js";
 import type { BrokerStatus } from "../../broker/status.js";
-import { formatBusy, streamActive } from "../../broker/view.js";
+import { formatBusy, STREAM_ZERO, streamActive } from "../../broker/view.js";
 import { loadConfig } from "../../config/load.js";
 import { formatBytes } from "../../util/size.js";
 import { defineCommand } from "../command.js";
@@ -24,7 +24,7 @@ export async function collectStatus(s: StatusSources): Promise<BrokerStatus> {
   if (sock) {
     try {
       const r = await apiGet(sock, "/api/v1/status");
-      if (r.status === 200) return JSON.parse(r.body) as BrokerStatus;
+      if (r.status === 200) return fromOlderBroker(JSON.parse(r.body) as BrokerStatus);
     } catch {
       // an old broker without the API socket: fall back to the files
     }
@@ -55,6 +55,12 @@ export async function collectStatus(s: StatusSources): Promise<BrokerStatus> {
     events: [],
     eventCounts: {},
   };
+}
+
+/** A broker started before the streaming engine's counters existed sends processes without them:
+ *  they read as zeros, as the stats record's former padding does. */
+function fromOlderBroker(s: BrokerStatus): BrokerStatus {
+  return { ...s, processes: s.processes.map((p) => ({ ...p, stream: p.stream ?? STREAM_ZERO })) };
 }
 
 /** One line per user the broker holds a quota or leases for: "user alice (uid 1000): ...". */

@@ -403,6 +403,8 @@ def summarize(entries):
             st = e["spill_stats"] or {}
             if e["spillover"]:
                 s += f"  pinned_peak {st.get('pinned_peak_bytes')}" if st else "  NO STATS RECORD"
+                if st:
+                    s += f"  staged {st.get('stream_staged_bytes')} late {st.get('stream_late_stages')}"
         elif e["status"] == "ok" and e["group"] == "llm-repeat":
             ref = ref_tokens.get(e["model"])
             toks = m.get("tokens") or []

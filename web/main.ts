@@ -1,9 +1,11 @@
-// The dashboard: live numbers from /api/v1/events (SSE), per-process stacked tier bars, and uPlot
-// charts of tier usage and RAM pressure seeded from /api/v1/history. Plain DOM, no framework.
+// The dashboard: live numbers from /api/v1/events (SSE), per-process stacked tier bars, the
+// streaming engine's counters per process, and uPlot charts of tier usage and RAM pressure seeded
+// from /api/v1/history. Plain DOM, no framework.
 
 import uPlot from "uplot";
 import type { HistoryColumns } from "../src/broker/history.js";
 import type { BrokerStatus } from "../src/broker/status.js";
+import { formatBusy, streamActive, sumStream } from "../src/broker/view.js";
 import { formatBytes as bytes } from "../src/util/size.js";
 
 function el(id: string): HTMLElement {
@@ -18,7 +20,7 @@ function text(id: string, s: string) {
 }
 
 const MAX_POINTS = 1200;
-const tiers: number[][] = [[], [], [], [], [], []]; // t, vram, pinned, swap, leased, budget
+const tiers: number[][] = [[], [], [], [], [], []]; // t, vram, pinned, staging, leased, budget
 const pressure: number[][] = [[], [], [], []]; // t, memAvailable GiB, psi some, psi full
 
 function chartWidth(): number {
@@ -44,7 +46,11 @@ const tierChart = new uPlot(
         fill: "rgba(224,138,0,.15)",
         value: (_u, v) => (v == null ? "-" : bytes(v)),
       },
-      { label: "swap", stroke: "#9c27b0", value: (_u, v) => (v == null ? "-" : bytes(v)) },
+      {
+        label: "staging arena",
+        stroke: "#1565c0",
+        value: (_u, v) => (v == null ? "-" : bytes(v)),
+      },
       {
         label: "pinned leased",
         stroke: "#555",
@@ -93,17 +99,15 @@ function push(cols: number[][], values: number[]) {
 interface Tiers {
   readonly vram: number;
   readonly pinned: number;
-  readonly swap: number;
 }
 
 function tierBar(t: Tiers, pct: (n: number) => string): HTMLDivElement {
   const bar = document.createElement("div");
   bar.className = "bar";
-  bar.title = `VRAM ${bytes(t.vram)}, pinned ${bytes(t.pinned)}, swap ${bytes(t.swap)}`;
+  bar.title = `VRAM ${bytes(t.vram)}, pinned ${bytes(t.pinned)}`;
   for (const [k, v] of [
     ["vram", t.vram],
     ["pinned", t.pinned],
-    ["swap", t.swap],
   ] as const) {
     const span = document.createElement("span");
     span.className = k;
@@ -116,12 +120,11 @@ function tierBar(t: Tiers, pct: (n: number) => string): HTMLDivElement {
 function renderProcesses(s: BrokerStatus) {
   const body = el("processes").querySelector("tbody") as HTMLTableSectionElement;
   if (s.processes.length === 0) {
-    body.innerHTML =
-      '<tr><td colspan="10" class="empty">no processes are using spillover</td></tr>';
+    body.innerHTML = '<tr><td colspan="9" class="empty">no processes are using spillover</td></tr>';
     return;
   }
   const leases = new Map(s.clients.map((c) => [c.pid, c.pinnedLease]));
-  const max = Math.max(1, ...s.processes.map((p) => p.vram + p.pinned + p.swap));
+  const max = Math.max(1, ...s.processes.map((p) => p.vram + p.pinned));
   const pct = (n: number) => `${((100 * n) / max).toFixed(2)}%`;
   // One row per process (its totals), and under it one row per GPU when it uses several.
   const row = (id: string, cls: string, cells: [string, string][], t: Tiers) => {
@@ -149,7 +152,6 @@ function renderProcesses(s: BrokerStatus) {
         ["", "bar"],
         [bytes(p.vram), "num vram-bytes"],
         [bytes(p.pinned), "num pinned-bytes"],
-        [bytes(p.swap), "num"],
         [bytes(leases.get(p.pid) ?? p.pinnedLease), "num"],
         [String(p.ooms), "num"],
         [p.mode + (p.exited ? " (exited)" : ""), ""],
@@ -161,7 +163,7 @@ function renderProcesses(s: BrokerStatus) {
     return [
       head,
       ...p.gpus.map((g) => {
-        const t = { vram: g.vram + g.passthrough, pinned: g.pinned, swap: g.swap };
+        const t = { vram: g.vram + g.passthrough, pinned: g.pinned };
         return row(
           `proc-${p.pid}-gpu-${g.gpu}`,
           "gpu-row",
@@ -171,7 +173,6 @@ function renderProcesses(s: BrokerStatus) {
             ["", "bar"],
             [bytes(t.vram), "num vram-bytes"],
             [bytes(t.pinned), "num pinned-bytes"],
-            [bytes(t.swap), "num"],
             ["", "num"],
             ["", "num"],
             ["", ""],
@@ -183,6 +184,44 @@ function renderProcesses(s: BrokerStatus) {
     ];
   });
   body.replaceChildren(...rows);
+}
+
+/** The streaming engine per process: what it staged into VRAM ahead of the kernels, and how. */
+function renderStreaming(s: BrokerStatus) {
+  const body = el("streaming").querySelector("tbody") as HTMLTableSectionElement;
+  const active = s.processes.filter((p) => streamActive(p.stream));
+  text("total-staged", bytes(sumStream(active).stagedBytes));
+  if (active.length === 0) {
+    body.innerHTML =
+      '<tr><td colspan="10" class="empty">nothing staged (streaming off, or no kernel has read host-resident memory)</td></tr>';
+    return;
+  }
+  body.replaceChildren(
+    ...active.map((p) => {
+      const st = p.stream;
+      const tr = document.createElement("tr");
+      tr.id = `stream-${p.pid}`;
+      const cells: [string, string][] = [
+        [String(p.pid), ""],
+        [bytes(st.stagedBytes), "num staged"],
+        [String(st.stagedRanges), "num"],
+        [String(st.stageHits), "num hits"],
+        [String(st.lateStages), "num late"],
+        [String(st.inplaceLaunches), "num"],
+        [formatBusy(st.copyBusyNs), "num copy-busy"],
+        [String(st.writebackPages), "num"],
+        [String(st.fallbacks), "num fallbacks"],
+        [bytes(st.budgetBytes), "num budget"],
+      ];
+      for (const [t, cls] of cells) {
+        const td = document.createElement("td");
+        if (cls) td.className = cls;
+        td.textContent = t;
+        tr.append(td);
+      }
+      return tr;
+    }),
+  );
 }
 
 /** Per-user leases and quotas; the section shows once a user has a client or a quota refusal. */
@@ -245,15 +284,16 @@ function render(s: BrokerStatus) {
   text("pinned-budget", bytes(s.budgets.pinnedBudget));
   const vram = s.processes.reduce((a, p) => a + p.vram, 0);
   const pinned = s.processes.reduce((a, p) => a + p.pinned, 0);
-  const swap = s.processes.reduce((a, p) => a + p.swap, 0);
+  const staging = sumStream(s.processes).budgetBytes;
   text("total-vram", bytes(vram));
   text("total-pinned", bytes(pinned));
   text("process-count", String(s.processes.length));
   renderProcesses(s);
+  renderStreaming(s);
   renderUsers(s);
   renderEvents(s);
   const t = (s.broker?.nowMs ?? Date.now()) / 1000;
-  push(tiers, [t, vram, pinned, swap, s.budgets.pinnedLeased, s.budgets.pinnedBudget]);
+  push(tiers, [t, vram, pinned, staging, s.budgets.pinnedLeased, s.budgets.pinnedBudget]);
   push(pressure, [t, s.pressure.memAvailable, s.pressure.psiSome ?? 0, s.pressure.psiFull ?? 0]);
   tierChart.setData(tiers as uPlot.AlignedData);
   pressureChart.setData(pressure as uPlot.AlignedData);
@@ -268,7 +308,7 @@ async function start() {
         h.t[i] ?? 0,
         h.vram[i] ?? 0,
         h.pinned[i] ?? 0,
-        h.swap[i] ?? 0,
+        h.stagingBudget[i] ?? 0,
         h.pinnedLeased[i] ?? 0,
         h.pinnedBudget[i] ?? 0,
       ]);

@@ -711,15 +711,26 @@ export function prefillClaim(models: readonly ModelAnalysis[], bw: Bandwidths | 
       const met = value <= 1.5;
       const why: string[] = [];
       if (!met) {
-        const mig = r.entry.spill_stats?.migrations;
+        const st = r.entry.spill_stats;
         why.push(
           `prefill at 2048 tokens took ${value.toFixed(1)}x the copy bound (copy ${gb(p.linkBytesPerPass)} once at ` +
             `${(bw.link / 1e9).toFixed(1)} GB/s, then compute as fast as in VRAM)`,
         );
-        if (mig === 0) {
+        const staged = st?.stream_staged_bytes;
+        if (st && staged !== undefined && staged > 0) {
           why.push(
-            "the interposer moved no pages (migrations = 0): the GEMMs read host weights in place " +
-              "(zero-copy), once per output tile; streaming weights into VRAM ahead of use is not implemented yet",
+            `the streaming engine staged ${gb(staged)} in ${st.stream_staged_ranges ?? 0} ranges, copy engine busy ` +
+              `${((st.stream_copy_busy_ns ?? 0) / 1e9).toFixed(2)} s; ${st.stream_late_stages ?? 0} stagings late, ` +
+              `${st.stream_inplace_launches ?? 0} launches read host pages in place, ${st.stream_fallbacks ?? 0} fallbacks`,
+          );
+        } else if (st?.migrations === 0) {
+          why.push(
+            staged === undefined
+              ? "the interposer moved no pages (migrations = 0): the GEMMs read host weights in place " +
+                  "(zero-copy), once per output tile; streaming weights into VRAM ahead of use is not implemented yet"
+              : "the interposer moved no pages and the streaming engine staged nothing" +
+                  (r.entry.env.SPILLOVER_STREAM === "0" ? " (SPILLOVER_STREAM=0)" : "") +
+                  ": the GEMMs read host weights in place (zero-copy), once per output tile",
           );
         }
       }

@@ -1,7 +1,7 @@
 // Renders docs/benchmarks.md and its SVG charts from one validated results file. Pure: results
 // in, markdown text and named SVG files out; scripts/bench-report.ts does the reading and writing.
 
-import type { BenchResults } from "../../src/bench/schema.js";
+import type { BenchResults, SpillStats } from "../../src/bench/schema.js";
 import {
   type Analysis,
   type ArrayRow,
@@ -347,6 +347,7 @@ function resultsTable(m: ModelAnalysis): string {
       "2048 copy bound tok/s",
       "TTFT (512)",
       "pinned peak",
+      "staged (late)",
       "tokens vs reference",
     ],
     m.rows.map((r) => {
@@ -357,6 +358,7 @@ function resultsTable(m: ModelAnalysis): string {
           fmtGB(e.vram_limit_bytes),
           `**${e.status}**`,
           fmtRate(r.boundTps),
+          dash,
           dash,
           dash,
           dash,
@@ -378,10 +380,18 @@ function resultsTable(m: ModelAnalysis): string {
         e.mode === "spillover" ? fmtRate(r.prefill2048CopyBoundTps) : dash,
         fmtS(r.ttftS),
         e.mode === "spillover" ? fmtGB(r.pinnedPeakBytes) : dash,
+        e.mode === "spillover" ? stagedCell(e.spill_stats) : dash,
         tokensCell(r, m.reference),
       ];
     }),
   );
+}
+
+/** What the streaming engine staged in a run, and how many stagings were late; a dash for runs
+ *  recorded before the stats decoder read the engine's block. */
+function stagedCell(st: SpillStats | null): string {
+  if (st?.stream_staged_bytes === undefined) return dash;
+  return `${fmtGB(st.stream_staged_bytes)} (${st.stream_late_stages ?? 0})`;
 }
 
 function decodeChart(m: ModelAnalysis): string {

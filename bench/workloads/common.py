@@ -41,6 +41,16 @@ _OFF = {
     "lease_denials": 216,
     "bad_args": 224,
     "largest_alloc": 232,
+    # the streaming engine's block (sp_stats_stream at 2456; zeros in records written before it)
+    "stream_staged_bytes": 2456,
+    "stream_staged_ranges": 2464,
+    "stream_stage_hits": 2472,
+    "stream_late_stages": 2480,
+    "stream_writeback_pages": 2488,
+    "stream_inplace_launches": 2496,
+    "stream_copy_busy_ns": 2504,
+    "stream_budget_bytes": 2512,
+    "stream_fallbacks": 2520,
 }
 _GPU0 = 528  # gpu[0]; each sp_stats_gpu is 144 bytes
 _GPU_OFF = {

@@ -97,6 +97,16 @@ static void stats(sp_stats *s) {
   s->top_count = 2;
   s->top[0] = (sp_stats_alloc){ 0x7f1234500000ull, 4 * GiB, 3 * GiB, 1 * GiB, 0, SP_ALLOC_TIERED, 0 };
   s->top[1] = (sp_stats_alloc){ 0x7f2000000000ull, 2 * GiB, 2 * GiB, 0, 1, SP_ALLOC_PROGRAM_VMM, 0 };
+  /* every field distinct, so a decoder that reads one at another's offset is caught */
+  s->stream.staged_bytes = 48 * GiB;
+  s->stream.staged_ranges = 640;
+  s->stream.stage_hits = 12800;
+  s->stream.late_stages = 7;
+  s->stream.writeback_pages = 96;
+  s->stream.inplace_launches = 320;
+  s->stream.copy_busy_ns = 2750000000ull;
+  s->stream.budget_bytes = 10 * GiB;
+  s->stream.fallbacks = 2;
 }
 
 static int write_file(const char *dir, const char *name, const void *p, size_t n) {
@@ -143,13 +153,18 @@ static void offsets(void) {
   F(sp_stats, exited); F(sp_stats, pinned_limit); F(sp_stats, pinned_lease); F(sp_stats, pinned_pool_bytes);
   F(sp_stats, pinned_used_bytes); F(sp_stats, pinned_peak_bytes); F(sp_stats, alloc_calls);
   F(sp_stats, oom_returned); F(sp_stats, largest_alloc); F(sp_stats, cmdline); F(sp_stats, gpu);
-  F(sp_stats, top_count); F(sp_stats, top);
+  F(sp_stats, top_count); F(sp_stats, top); F(sp_stats, stream); F(sp_stats, padding);
   F(sp_stats_gpu, vram_physical); F(sp_stats_gpu, tier_bytes); F(sp_stats_gpu, tier_peak);
   F(sp_stats_gpu, passthrough_bytes); F(sp_stats_gpu, program_vmm_bytes); F(sp_stats_gpu, reported_total);
   F(sp_stats_gpu, reported_free);
   F(sp_stats_alloc, dptr); F(sp_stats_alloc, size); F(sp_stats_alloc, device); F(sp_stats_alloc, kind);
-  printf("  \"sizeof.sp_stats_gpu\": %zu,\n  \"sizeof.sp_stats_alloc\": %zu,\n  \"sizeof.sp_stats\": %zu\n}\n",
-         sizeof(sp_stats_gpu), sizeof(sp_stats_alloc), sizeof(sp_stats));
+  F(sp_stats_stream, staged_bytes); F(sp_stats_stream, staged_ranges); F(sp_stats_stream, stage_hits);
+  F(sp_stats_stream, late_stages); F(sp_stats_stream, writeback_pages); F(sp_stats_stream, inplace_launches);
+  F(sp_stats_stream, copy_busy_ns); F(sp_stats_stream, budget_bytes); F(sp_stats_stream, fallbacks);
+  F(sp_stats_stream, reserved);
+  printf("  \"sizeof.sp_stats_gpu\": %zu,\n  \"sizeof.sp_stats_alloc\": %zu,\n  \"sizeof.sp_stats_stream\": %zu,\n"
+         "  \"sizeof.sp_stats\": %zu\n}\n",
+         sizeof(sp_stats_gpu), sizeof(sp_stats_alloc), sizeof(sp_stats_stream), sizeof(sp_stats));
 }
 
 int main(int argc, char **argv) {

@@ -184,6 +184,16 @@ export const SpillStatsSchema = z.object({
   program_vmm_host_bytes: bytes.optional(),
   reported_total: bytes.optional(),
   reported_free: bytes.optional(),
+  // The streaming engine's block; absent in results recorded before the decoder read it.
+  stream_staged_bytes: bytes.optional(),
+  stream_staged_ranges: bytes.optional(),
+  stream_stage_hits: bytes.optional(),
+  stream_late_stages: bytes.optional(),
+  stream_writeback_pages: bytes.optional(),
+  stream_inplace_launches: bytes.optional(),
+  stream_copy_busy_ns: bytes.optional(),
+  stream_budget_bytes: bytes.optional(),
+  stream_fallbacks: bytes.optional(),
 });
 export type SpillStats = z.infer<typeof SpillStatsSchema>;
 

@@ -5,7 +5,8 @@ export interface HistoryPoint {
   readonly t: number; // unix seconds
   readonly vram: number;
   readonly pinned: number;
-  readonly swap: number;
+  /** VRAM the streaming engines hold for staging now (their budgets, inside the VRAM limits). */
+  readonly stagingBudget: number;
   readonly pinnedLeased: number;
   /** The pinned budget then (it follows the host's memory). */
   readonly pinnedBudget: number;
@@ -19,7 +20,7 @@ export const HISTORY_COLUMNS = [
   "t",
   "vram",
   "pinned",
-  "swap",
+  "stagingBudget",
   "pinnedLeased",
   "pinnedBudget",
   "memAvailable",

@@ -2,6 +2,7 @@
 // broker's current snapshot, so scraping costs nothing between scrapes.
 
 import { Counter, Gauge, Registry } from "prom-client";
+import type { StreamStats } from "../protocol/stats.js";
 import type { BrokerStatus } from "./status.js";
 
 export function createMetrics(snapshot: () => BrokerStatus): Registry {
@@ -122,7 +123,6 @@ export function createMetrics(snapshot: () => BrokerStatus): Registry {
           const labels = { pid: String(p.pid), gpu: String(g.gpu) };
           this.set({ ...labels, tier: "vram" }, g.vram + g.passthrough);
           this.set({ ...labels, tier: "pinned" }, g.pinned);
-          this.set({ ...labels, tier: "swap" }, g.swap);
         }
       }
     },
@@ -135,6 +135,52 @@ export function createMetrics(snapshot: () => BrokerStatus): Registry {
     collect() {
       this.reset();
       for (const p of s().processes) this.set({ pid: String(p.pid) }, p.ooms);
+    },
+  });
+  // The streaming engine's counters, per process: each is the process's own running count, so
+  // they are Counters (rate() works) refilled from the snapshot on every scrape.
+  const streamCounters: [string, string, (p: StreamStats) => number][] = [
+    ["staged_bytes", "Bytes copied into VRAM staging ahead of the kernels", (p) => p.stagedBytes],
+    ["staged_ranges", "Ranges staged", (p) => p.stagedRanges],
+    ["stage_hits", "Launches that read a staged copy instead of host pages", (p) => p.stageHits],
+    [
+      "late_stages",
+      "Stagings made by the launch that needed them (not ahead of it)",
+      (p) => p.lateStages,
+    ],
+    [
+      "writeback_pages",
+      "Staged pages a kernel wrote, copied back before unstaging",
+      (p) => p.writebackPages,
+    ],
+    [
+      "inplace_launches",
+      "Launches naming host pages that read them in place",
+      (p) => p.inplaceLaunches,
+    ],
+    ["copy_busy_seconds", "Copy stream busy time", (p) => p.copyBusyNs / 1e9],
+    ["fallbacks", "Stagings that could not be made (no room, a failed copy)", (p) => p.fallbacks],
+  ];
+  for (const [name, help, value] of streamCounters) {
+    new Counter({
+      name: `spillover_stream_${name}_total`,
+      help: `${help} (the streaming engine, per process)`,
+      labelNames: ["pid"] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const p of s().processes) this.inc({ pid: String(p.pid) }, value(p.stream));
+      },
+    });
+  }
+  new Gauge({
+    name: "spillover_stream_budget_bytes",
+    help: "VRAM the streaming engine holds for staging now, inside the process's VRAM limit",
+    labelNames: ["pid"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of s().processes) this.set({ pid: String(p.pid) }, p.stream.budgetBytes);
     },
   });
   new Counter({

@@ -77,7 +77,7 @@ export class Telemetry {
         t: Date.now() / 1000,
         vram: sum((p) => p.vram),
         pinned: sum((p) => p.pinned),
-        swap: sum((p) => p.swap),
+        stagingBudget: sum((p) => p.stream.budgetBytes),
         pinnedLeased: this.o.book.leased,
         pinnedBudget: this.o.book.budget,
         memAvailable: sample.mem.memAvailable,

@@ -134,6 +134,39 @@ export const KNOBS = [
     rejected: "maybe",
   },
   {
+    key: "stream",
+    env: "SPILLOVER_STREAM",
+    flag: {
+      name: "noStream",
+      spelling: "--no-stream",
+      description:
+        "turn the streaming engine off: kernels read host-resident memory in place across the link",
+      sets: "0",
+    },
+    field: switchField(),
+    toEnv: bit,
+    default: "`1`",
+    doc: "`1`: the streaming engine copies host-resident ranges into VRAM staging on a copy stream ahead of the kernels that re-read them, and maps them back after; `0`: kernels read host pages in place (and `migrate` alone moves pages)",
+    accepted: "0",
+    rejected: "on",
+  },
+  {
+    key: "stream_budget",
+    env: "SPILLOVER_STREAM_BUDGET",
+    flag: {
+      name: "streamBudget",
+      spelling: "--stream-budget <size|NN%>",
+      description:
+        "VRAM for the streaming engine's staging copies, inside the VRAM limit (NN% of the limit)",
+    },
+    field: sizeOrPercentField(true),
+    toEnv: sizeEnv,
+    default: "`25%` of the VRAM limit",
+    doc: "VRAM the streaming engine may hold for staging copies, taken from inside the VRAM limit: a positive size or `NN%` of the limit; the engine holds less under VRAM pressure",
+    accepted: "2G",
+    rejected: "lots",
+  },
+  {
     key: "log",
     env: "SPILLOVER_LOG",
     flag: {

@@ -32,6 +32,7 @@ const OFF = {
   gpu: 528,
   topCount: 1680,
   top: 1688,
+  stream: 2456,
 } as const;
 const GPU_SIZE = 144;
 const ALLOC_SIZE = 48;
@@ -57,6 +58,20 @@ export interface AllocStats {
   readonly pinnedBytes: number;
   readonly device: number;
   readonly kind: "tiered" | "program_vmm" | "unknown";
+}
+
+/** The streaming engine's block (sp_stats_stream); all zeros while it is off, and in records
+ *  written before it existed (it was padding). */
+export interface StreamStats {
+  readonly stagedBytes: number;
+  readonly stagedRanges: number;
+  readonly stageHits: number;
+  readonly lateStages: number;
+  readonly writebackPages: number;
+  readonly inplaceLaunches: number;
+  readonly copyBusyNs: number;
+  readonly budgetBytes: number;
+  readonly fallbacks: number;
 }
 
 export interface StatsRecord {
@@ -90,6 +105,7 @@ export interface StatsRecord {
   readonly cmdline: string;
   readonly gpus: readonly GpuStats[];
   readonly top: readonly AllocStats[];
+  readonly stream: StreamStats;
 }
 
 export type StatsDecode =
@@ -161,6 +177,7 @@ export function decodeStats(buf: Uint8Array): StatsDecode {
   const nul = cmdRaw.indexOf(0);
   const mode = b.readUInt32LE(OFF.mode);
   const c = OFF.counters;
+  const st = OFF.stream;
   return {
     ok: true,
     record: {
@@ -194,6 +211,17 @@ export function decodeStats(buf: Uint8Array): StatsDecode {
       cmdline: cmdRaw.subarray(0, nul < 0 ? 256 : nul).toString("utf8"),
       gpus,
       top,
+      stream: {
+        stagedBytes: u64(b, st),
+        stagedRanges: u64(b, st + 8),
+        stageHits: u64(b, st + 16),
+        lateStages: u64(b, st + 24),
+        writebackPages: u64(b, st + 32),
+        inplaceLaunches: u64(b, st + 40),
+        copyBusyNs: u64(b, st + 48),
+        budgetBytes: u64(b, st + 56),
+        fallbacks: u64(b, st + 64),
+      },
     },
   };
 }

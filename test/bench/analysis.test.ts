@@ -146,6 +146,38 @@ describe("analyse(fixture)", () => {
     expect(p?.why.join(" ")).not.toMatch(/not implemented/);
   });
 
+  it("explains a missed prefill point with the streaming engine's counters when the record has them", () => {
+    const a = analyse(
+      fixture((raw) => {
+        Object.assign(entry(raw, "dense-8g/spillover-50").spill_stats, {
+          stream_staged_bytes: 6e9,
+          stream_staged_ranges: 224,
+          stream_stage_hits: 4000,
+          stream_late_stages: 31,
+          stream_writeback_pages: 0,
+          stream_inplace_launches: 12,
+          stream_copy_busy_ns: 1.25e9,
+          stream_budget_bytes: 2e9,
+          stream_fallbacks: 3,
+        });
+        Object.assign(entry(raw, "dense-8g/spillover-75").spill_stats, {
+          stream_staged_bytes: 0,
+          stream_late_stages: 0,
+        });
+        entry(raw, "dense-8g/spillover-75").env.SPILLOVER_STREAM = "0";
+      }),
+    );
+    const why = (label: string) =>
+      a.claims[3]?.points.find((x) => x.model === "dense-8g" && x.label === label)?.why.join(" ");
+    expect(why("spillover 50%")).toMatch(
+      /the streaming engine staged 6\.00 GB in 224 ranges, copy engine busy 1\.25 s; 31 stagings late, 12 launches read host pages in place, 3 fallbacks/,
+    );
+    expect(why("spillover 50%")).not.toMatch(/not implemented/);
+    expect(why("spillover 75%")).toMatch(
+      /staged nothing \(SPILLOVER_STREAM=0\): the GEMMs read host weights in place/,
+    );
+  });
+
   it("compares no speed-up where accelerate offloaded nothing (every weight stayed in VRAM)", () => {
     const a = analyse(
       fixture((raw) => {

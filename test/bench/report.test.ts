@@ -81,6 +81,23 @@ describe("renderReport", () => {
     );
   });
 
+  it("shows what the streaming engine staged per run, a dash for runs recorded without it", () => {
+    const r = renderReport(
+      fixture((raw) => {
+        Object.assign(entry(raw, "dense-8g/spillover-50").spill_stats, {
+          stream_staged_bytes: 6e9,
+          stream_late_stages: 31,
+        });
+      }),
+      opts,
+    );
+    expect(r.markdown).toContain(
+      "| TTFT (512) | pinned peak | staged (late) | tokens vs reference |",
+    );
+    expect(r.markdown).toMatch(/\| spillover 50% \|[^\n]*\| 6\.00 GB \(31\) \|/);
+    expect(r.markdown).toMatch(/\| spillover 25% \|[^\n]*GB \| – \|[^|\n]*\|\n/);
+  });
+
   it("says when tokens differ and when the interposer was inactive", () => {
     const r = renderReport(
       fixture((raw) => {

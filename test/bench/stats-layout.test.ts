@@ -43,6 +43,15 @@ const C_FIELDS: Record<string, string> = {
   lease_denials: "lease_denials",
   bad_args: "bad_args",
   largest_alloc: "largest_alloc",
+  stream_staged_bytes: "stream.staged_bytes",
+  stream_staged_ranges: "stream.staged_ranges",
+  stream_stage_hits: "stream.stage_hits",
+  stream_late_stages: "stream.late_stages",
+  stream_writeback_pages: "stream.writeback_pages",
+  stream_inplace_launches: "stream.inplace_launches",
+  stream_copy_busy_ns: "stream.copy_busy_ns",
+  stream_budget_bytes: "stream.budget_bytes",
+  stream_fallbacks: "stream.fallbacks",
 };
 const C_GPU_FIELDS: Record<string, string> = {
   vram_physical: "vram_physical",
@@ -126,6 +135,8 @@ describe.skipIf(!have("gcc") || !have("python3"))(
       buf.writeUInt32LE(1, 48);
       buf.writeBigUInt64LE(6n << 30n, 96); // pinned_peak_bytes
       buf.writeBigUInt64LE(3n << 30n, 528 + 32); // gpu[0].tier_bytes[1]
+      buf.writeBigUInt64LE(5n << 30n, 2456); // stream.staged_bytes
+      buf.writeBigUInt64LE(1_250_000_000n, 2504); // stream.copy_busy_ns
       writeFileSync(join(dir, "spillover-1000-4242.stats"), buf);
       const odd = Buffer.from(buf);
       odd.writeBigUInt64LE(43n, 16); // a writer inside the seqlock, forever
@@ -151,6 +162,9 @@ describe.skipIf(!have("gcc") || !have("python3"))(
       expect(ok.tier_pinned_bytes).toBe(3 * 2 ** 30);
       expect(ok.mode_name).toBe("standalone");
       expect(ok.pid).toBe(4242);
+      expect(ok.stream_staged_bytes).toBe(5 * 2 ** 30);
+      expect(ok.stream_copy_busy_ns).toBe(1_250_000_000);
+      expect(ok.stream_late_stages).toBe(0);
       expect(torn).toBeNull();
       expect(bad).toBeNull();
       expect(missing).toBeNull();

@@ -3,7 +3,7 @@
 // driver) allocates. Keeps a screenshot in test/artifacts/dashboard.png.
 
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
@@ -116,6 +116,23 @@ describe("dashboard in headless Chromium", () => {
         await page.textContent("#pinned-leased"),
       );
       expect(await page.textContent("#budget-note")).toBe("fixed budget");
+      // the workload on the fake driver stages nothing; the fixture record (this test's pid) has
+      // every streaming counter set
+      expect(await page.locator(`#stream-${proc.pid}`).count()).toBe(0);
+      expect(await page.textContent("#total-staged")).toBe("0B");
+      const rec = Buffer.from(readFileSync(join(ROOT, "test/fixtures/protocol/stats.bin")));
+      rec.writeInt32LE(process.pid, 24);
+      writeFileSync(join(b.statsDir, `spillover-${process.getuid?.()}-${process.pid}.stats`), rec);
+      const stream = page.locator(`#stream-${process.pid}`);
+      await stream.waitFor({ timeout: 10_000 });
+      expect(await stream.locator(".staged").textContent()).toBe("48.0GiB");
+      expect(await stream.locator(".hits").textContent()).toBe("12800");
+      expect(await stream.locator(".late").textContent()).toBe("7");
+      expect(await stream.locator(".copy-busy").textContent()).toBe("2.75 s");
+      expect(await stream.locator(".fallbacks").textContent()).toBe("2");
+      expect(await stream.locator(".budget").textContent()).toBe("10.0GiB");
+      expect(await page.textContent("#total-staged")).toBe("48.0GiB");
+      expect(await page.locator("#processes th").allTextContents()).not.toContain("swap");
       expect(errors).toEqual([]);
       const dir = join(ROOT, "test/artifacts");
       mkdirSync(dir, { recursive: true });

@@ -48,7 +48,7 @@ describe("broker HTTP", () => {
       "pressure",
       "psiFull",
       "psiSome",
-      "swap",
+      "stagingBudget",
       "t",
       "vram",
     ]);

@@ -108,6 +108,22 @@ describe("bad configuration: one line per bad key, exit 2", () => {
     ["SPILLOVER_MIGRATE", "maybe", "expected 1 or 0 (true or false in a config file)"],
     ["SPILLOVER_DISABLE", "yes", "expected 1 or 0 (true or false in a config file)"],
     ["SPILLOVER_KEEP_STATS", "true", "expected 1 or 0 (true or false in a config file)"],
+    ["SPILLOVER_STREAM", "on", "expected 1 or 0 (true or false in a config file)"],
+    [
+      "SPILLOVER_STREAM_BUDGET",
+      "lots",
+      "expected a positive size such as 512M, 8G or 1.5GiB (bytes if no unit), or a percentage from 1% to 100%",
+    ],
+    [
+      "SPILLOVER_STREAM_BUDGET",
+      "150%",
+      "expected a positive size such as 512M, 8G or 1.5GiB (bytes if no unit), or a percentage from 1% to 100%",
+    ],
+    [
+      "SPILLOVER_STREAM_BUDGET",
+      "0",
+      "expected a positive size such as 512M, 8G or 1.5GiB (bytes if no unit), or a percentage from 1% to 100%",
+    ],
     [
       "SPILLOVER_VRAM_LIMIT",
       "",
@@ -124,6 +140,24 @@ describe("bad configuration: one line per bad key, exit 2", () => {
     const r = await cli(["run", "--config", join(d, "cfg.toml"), "--", "true"]);
     expect(r.code).toBe(2);
     expect(r.err.trim()).toMatch(/^spillover: .*cfg\.toml:2:14: not valid TOML: invalid value$/);
+  });
+
+  it("a bad --stream-budget is one line naming the flag, and a bad stream_budget in a config file names the file and key", async () => {
+    const r = await cli(["run", "--stream-budget", "25", "--", "true"]);
+    expect(r.code).toBe(0); // 25 bytes: a size without a unit
+    const bad = await cli(["run", "--stream-budget", "quarter", "--", "true"]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toBe(
+      'spillover: --stream-budget "quarter": expected a positive size such as 512M, 8G or 1.5GiB (bytes if no unit), or a percentage from 1% to 100%\n',
+    );
+    const d = tmp({ "cfg.toml": "stream = 2\n" });
+    const f = await cli(["run", "--config", join(d, "cfg.toml"), "--", "true"]);
+    expect(f.code).toBe(2);
+    const lines = f.err.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /cfg\.toml: stream = 2: expected 1 or 0 \(true or false in a config file\)$/,
+    );
   });
 
   it("names the flag", async () => {

@@ -122,6 +122,15 @@ describe("doctor checks", () => {
     });
   });
 
+  it("a bad streaming knob in the environment stops doctor with one line naming it", async () => {
+    const r = await runCli(["doctor"], { PATH: process.env.PATH, SPILLOVER_STREAM_BUDGET: "half" });
+    expect(r.code).toBe(2);
+    expect(r.out).toBe("");
+    expect(r.err).toBe(
+      'spillover: SPILLOVER_STREAM_BUDGET="half": expected a positive size such as 512M, 8G or 1.5GiB (bytes if no unit), or a percentage from 1% to 100%\n',
+    );
+  });
+
   it("a crashing check is a failure, not a crash", async () => {
     const r = await runChecks(inputs(), [
       { name: "boom", run: async () => Promise.reject(new Error("x")) },

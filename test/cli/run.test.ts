@@ -125,6 +125,22 @@ describe("spillover run", () => {
     expect(r.code).toBe(0);
   });
 
+  it("passes the streaming engine's knobs: --no-stream and --stream-budget, or the config file's", async () => {
+    const show = ["--", "sh", "-c", "printenv SPILLOVER_STREAM SPILLOVER_STREAM_BUDGET; echo end"];
+    const none = await cli(["run", "--no-broker", ...show]).done;
+    expect(none.out.trim()).toBe("end"); // unset: the interposer's defaults, on and 25% of the limit
+    const flags = await cli(["run", "--no-broker", "--no-stream", "--stream-budget", "2G", ...show])
+      .done;
+    expect(flags.err).toBe("");
+    expect(flags.out.trim().split("\n")).toEqual(["0", String(2 * 2 ** 30), "end"]);
+    const d = mkdtempSync(join(tmpdir(), "spillover-run-cfg-"));
+    const cfg = join(d, "config.toml");
+    writeFileSync(cfg, 'stream = true\nstream_budget = "30%"\n');
+    const file = await cli(["run", "--config", cfg, "--no-broker", ...show]).done;
+    expect(file.out.trim().split("\n")).toEqual(["1", "30%", "end"]);
+    expect(file.code).toBe(0);
+  });
+
   it("sets SPILLOVER_SOCKET when a broker answers", async () => {
     const b: TestBroker = await startTestBroker({}, { http: false });
     try {

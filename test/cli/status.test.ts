@@ -2,6 +2,8 @@
 // broker's API over its Unix socket; stale records of dead processes are skipped.
 
 import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -55,6 +57,18 @@ describe("spillover status", () => {
       ooms: 3,
       pinnedLease: 8 * 2 ** 30,
     });
+    expect(p?.stream).toEqual({
+      stagedBytes: 48 * 2 ** 30,
+      stagedRanges: 640,
+      stageHits: 12800,
+      lateStages: 7,
+      writebackPages: 96,
+      inplaceLaunches: 320,
+      copyBusyNs: 2_750_000_000,
+      budgetBytes: 10 * 2 ** 30,
+      fallbacks: 2,
+    });
+    expect(p?.gpus[0]).not.toHaveProperty("swap");
     expect(p?.gpus[0]).toMatchObject({
       gpu: 0,
       vram: 62 * 2 ** 30,
@@ -86,7 +100,39 @@ describe("spillover status", () => {
     expect(lines[4]).toMatch(
       /^VRAM, PINNED: spillover's pages in each tier now, with their peaks; OTHER:/,
     );
-    expect(lines).toHaveLength(5);
+    // the fixture's streaming block: one row for the process, then the legend
+    expect(lines[5]).toBe("");
+    expect(lines[6]).toMatch(
+      /^PID\s+STAGED\s+RANGES\s+HITS\s+LATE\s+IN-PLACE\s+COPY-BUSY\s+WRITE-BACK\s+FALLBACKS\s+BUDGET$/,
+    );
+    expect(lines[7]).toMatch(
+      new RegExp(
+        `^${process.pid}\\s+48\\.0GiB\\s+640\\s+12800\\s+7\\s+320\\s+2\\.75 s\\s+96\\s+2\\s+10\\.0GiB$`,
+      ),
+    );
+    expect(lines[8]).toMatch(/^STAGED: bytes copied into VRAM ahead of the kernels/);
+    expect(lines).toHaveLength(9);
+  });
+
+  it("says in one line that nothing was staged when the streaming block is zero (older records too)", async () => {
+    const d = mkdtempSync(join(tmpdir(), "spillover-shm-"));
+    const old = record(process.pid);
+    old.fill(0, 2456); // the streaming block and the padding after it
+    writeFileSync(join(d, `spillover-${uid}-${process.pid}.stats`), old);
+    const r = await cli(["status"], {
+      SPILLOVER_STATS_DIR: d,
+      SPILLOVER_SOCKET: join(d, "none.sock"),
+    });
+    const lines = r.out.trim().split("\n");
+    expect(lines.at(-1)).toBe(
+      "streaming: nothing staged (streaming off, or no kernel has read host memory)",
+    );
+    expect(lines).toHaveLength(6);
+    const j = await cli(["status", "--json"], {
+      SPILLOVER_STATS_DIR: d,
+      SPILLOVER_SOCKET: join(d, "none.sock"),
+    });
+    expect((JSON.parse(j.out) as BrokerStatus).processes[0]?.stream.stagedBytes).toBe(0);
   });
 
   it("does not check SPILLOVER_* budgets it does not use (a bad SPILLOVER_VRAM_LIMIT is run's problem)", async () => {
@@ -99,6 +145,52 @@ describe("spillover status", () => {
     });
     expect(r.err).toBe("");
     expect(r.code).toBe(0);
+  });
+
+  it("reads a broker started before the streaming counters existed as having staged nothing", async () => {
+    const d = mkdtempSync(join(tmpdir(), "spillover-oldbroker-"));
+    const sock = join(d, "broker.sock");
+    const listener = net.createServer((c) => c.end());
+    // what such a broker sends: a process view without `stream`
+    const old = {
+      pid: 7,
+      command: "old",
+      mode: "broker",
+      exited: false,
+      gpus: [],
+      vram: 0,
+      pinned: 0,
+      pinnedLease: 0,
+      ooms: 0,
+      top: [],
+    };
+    const api = http.createServer((_req, res) => {
+      res.end(
+        JSON.stringify({
+          version: 1,
+          source: "broker",
+          broker: { pid: 1, socket: sock, system: false, startedMs: 0, nowMs: 0 },
+          budgets: { pinnedBudget: 0, pinnedLeased: 0, pinnedFree: 0, growStep: 0, vramTotal: {} },
+          pressure: { level: "ok", memAvailable: 0 },
+          clients: [],
+          processes: [old],
+          events: [],
+          eventCounts: {},
+        }),
+      );
+    });
+    await new Promise<void>((r) => listener.listen(sock, r));
+    await new Promise<void>((r) => api.listen(join(d, "http.sock"), r));
+    try {
+      const s = await collectStatus({ env: {}, socket: sock, statsDir: "/nonexistent" });
+      expect(s.processes[0]?.stream.stagedBytes).toBe(0);
+      expect(renderStatus(s).split("\n").at(-1)).toBe(
+        "streaming: nothing staged (streaming off, or no kernel has read host memory)",
+      );
+    } finally {
+      listener.close();
+      api.close();
+    }
   });
 
   it("asks the broker's API when a broker runs", async () => {

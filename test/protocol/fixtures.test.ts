@@ -140,6 +140,26 @@ describe("shared protocol fixtures", () => {
         kind: "program_vmm",
       },
     ]);
+    expect(r.stream).toEqual({
+      stagedBytes: 48 * GiB,
+      stagedRanges: 640,
+      stageHits: 12800,
+      lateStages: 7,
+      writebackPages: 96,
+      inplaceLaunches: 320,
+      copyBusyNs: 2_750_000_000,
+      budgetBytes: 10 * GiB,
+      fallbacks: 2,
+    });
+  });
+
+  it("a record written before the streaming block (zeros in the former padding) reads as all zeros", () => {
+    const old = Buffer.from(readFileSync(join(FIX, "stats.bin")));
+    old.fill(0, 2456, STATS_SIZE);
+    const d = decodeStats(old);
+    if (!d.ok) throw new Error(d.reason);
+    expect(Object.values(d.record.stream)).toEqual(Array(9).fill(0));
+    expect(d.record.pid).toBe(4242);
   });
 
   it("the C struct layout matches the offsets the TS decoder uses", () => {
@@ -171,6 +191,19 @@ describe("shared protocol fixtures", () => {
       "sp_stats_gpu.reported_free": 112,
       "sp_stats_alloc.device": 32,
       "sp_stats_alloc.kind": 36,
+      "sp_stats.stream": 2456,
+      "sp_stats.padding": 2584,
+      "sp_stats_stream.staged_bytes": 0,
+      "sp_stats_stream.staged_ranges": 8,
+      "sp_stats_stream.stage_hits": 16,
+      "sp_stats_stream.late_stages": 24,
+      "sp_stats_stream.writeback_pages": 32,
+      "sp_stats_stream.inplace_launches": 40,
+      "sp_stats_stream.copy_busy_ns": 48,
+      "sp_stats_stream.budget_bytes": 56,
+      "sp_stats_stream.fallbacks": 64,
+      "sp_stats_stream.reserved": 72,
+      "sizeof.sp_stats_stream": 128,
       "sizeof.sp_stats": STATS_SIZE,
     });
   });

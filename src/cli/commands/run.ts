@@ -23,6 +23,8 @@ export const runCommand = defineCommand({
     "vramReserve",
     "pinnedLimit",
     "hostReserve",
+    "noStream",
+    "streamBudget",
     "log",
     "noBroker",
     "socket",

@@ -1,10 +1,11 @@
 // `spillover status [--json]`: every process using spillover (pid, command, bytes per tier and GPU,
-// peaks, mode, OOMs), from the broker's API when a broker runs, else straight from the stats
+// peaks, mode, OOMs, what the streaming engine staged), from the broker's API when a broker runs, else straight from the stats
 // records in /dev/shm (skipping records whose process is gone).
 
 import { apiGet, findBroker } from "../../broker/client.js";
 import { scanProcesses } from "../../broker/procs.js";
 import type { BrokerStatus } from "../../broker/status.js";
+import { formatBusy, STREAM_ZERO, streamActive } from "../../broker/view.js";
 import { loadConfig } from "../../config/load.js";
 import { formatBytes } from "../../util/size.js";
 import { defineCommand } from "../command.js";
@@ -23,7 +24,7 @@ export async function collectStatus(s: StatusSources): Promise<BrokerStatus> {
   if (sock) {
     try {
       const r = await apiGet(sock, "/api/v1/status");
-      if (r.status === 200) return JSON.parse(r.body) as BrokerStatus;
+      if (r.status === 200) return fromOlderBroker(JSON.parse(r.body) as BrokerStatus);
     } catch {
       // an old broker without the API socket: fall back to the files
     }
@@ -54,6 +55,12 @@ export async function collectStatus(s: StatusSources): Promise<BrokerStatus> {
     events: [],
     eventCounts: {},
   };
+}
+
+/** A broker started before the streaming engine's counters existed sends processes without them:
+ *  they read as zeros, as the stats record's former padding does. */
+function fromOlderBroker(s: BrokerStatus): BrokerStatus {
+  return { ...s, processes: s.processes.map((p) => ({ ...p, stream: p.stream ?? STREAM_ZERO })) };
 }
 
 /** One line per user the broker holds a quota or leases for: "user alice (uid 1000): ...". */
@@ -123,7 +130,49 @@ export function renderStatus(s: BrokerStatus): string {
   lines.push(
     "VRAM, PINNED: spillover's pages in each tier now, with their peaks; OTHER: allocations passed to the driver and the program's own cuMemCreate",
   );
+  lines.push(...streamLines(s));
   return lines.join("\n");
+}
+
+/** The streaming engine of each process that has staged anything: one row each, then a legend. */
+function streamLines(s: BrokerStatus): string[] {
+  const active = s.processes.filter((p) => streamActive(p.stream));
+  if (active.length === 0)
+    return ["streaming: nothing staged (streaming off, or no kernel has read host memory)"];
+  const rows: string[][] = [
+    [
+      "PID",
+      "STAGED",
+      "RANGES",
+      "HITS",
+      "LATE",
+      "IN-PLACE",
+      "COPY-BUSY",
+      "WRITE-BACK",
+      "FALLBACKS",
+      "BUDGET",
+    ],
+    ...active.map((p) => {
+      const st = p.stream;
+      return [
+        String(p.pid),
+        formatBytes(st.stagedBytes),
+        String(st.stagedRanges),
+        String(st.stageHits),
+        String(st.lateStages),
+        String(st.inplaceLaunches),
+        formatBusy(st.copyBusyNs),
+        String(st.writebackPages),
+        String(st.fallbacks),
+        formatBytes(st.budgetBytes),
+      ];
+    }),
+  ];
+  return [
+    "",
+    table(rows, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    "STAGED: bytes copied into VRAM ahead of the kernels that read them (RANGES: how many ranges); HITS: launches that read a staged copy; LATE: stagings not made ahead of the launch that needed them; IN-PLACE: launches that read host pages across the link; COPY-BUSY: copy engine time; WRITE-BACK: staged pages a kernel wrote, copied back; FALLBACKS: stagings that could not be made; BUDGET: the VRAM staging arena now",
+  ];
 }
 
 export const statusCommand = defineCommand({

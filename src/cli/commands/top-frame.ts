@@ -3,6 +3,7 @@
 
 import type { MemorySample } from "../../broker/pressure.js";
 import type { BrokerStatus } from "../../broker/status.js";
+import { formatBusy, streamActive, sumStream } from "../../broker/view.js";
 import { formatBytes } from "../../util/size.js";
 
 export interface TopState {
@@ -59,25 +60,35 @@ export function renderFrame(state: TopState, cols: number, rows: number): string
   const sum = (f: (p: (typeof s.processes)[number]) => number) =>
     s.processes.reduce((a, p) => a + f(p), 0);
   lines.push(
-    `TIERS  VRAM ${formatBytes(sum((p) => p.vram))}   pinned ${formatBytes(sum((p) => p.pinned))}   swap ${formatBytes(sum((p) => p.swap))}   OOMs ${sum((p) => p.ooms)}`,
+    `TIERS  VRAM ${formatBytes(sum((p) => p.vram))}   pinned ${formatBytes(sum((p) => p.pinned))}   OOMs ${sum((p) => p.ooms)}`,
   );
+  const st = sumStream(s.processes);
+  if (streamActive(st)) {
+    lines.push(
+      `STREAM staged ${formatBytes(st.stagedBytes)} in ${st.stagedRanges} ranges   budget ${formatBytes(st.budgetBytes)}   copy engine busy ${formatBusy(st.copyBusyNs)}`,
+      `       hits ${st.stageHits}   late ${st.lateStages}   in place ${st.inplaceLaunches}   write-back ${st.writebackPages} pages   fallbacks ${st.fallbacks}`,
+    );
+  } else {
+    lines.push("STREAM nothing staged (streaming off, or no kernel has read host memory)");
+  }
   lines.push("");
 
   // One row per GPU of each process (status does the same); the process's own columns (peak of
-  // its pinned pool, lease, OOMs, mode, command) on its first row.
+  // its pinned pool, lease, bytes staged by the streaming engine, OOMs, mode, command) on its
+  // first row.
   const header = [
     "PID",
     "GPU",
     "VRAM",
     "PINNED",
-    "SWAP",
     "PEAK-PIN",
     "LEASE",
+    "STAGED",
     "OOMS",
     "MODE",
     "COMMAND",
   ];
-  const widths = [8, 4, 9, 9, 8, 9, 9, 5, 11];
+  const widths = [8, 4, 9, 9, 9, 9, 9, 5, 11];
   const row = (cells: string[]) =>
     cells
       .map((c, i) => {
@@ -97,9 +108,8 @@ export function renderFrame(state: TopState, cols: number, rows: number): string
             gpu: String(g.gpu),
             vram: g.vram + g.passthrough,
             pinned: g.pinned,
-            swap: g.swap,
           }))
-        : [{ gpu: "-", vram: p.vram, pinned: p.pinned, swap: p.swap }];
+        : [{ gpu: "-", vram: p.vram, pinned: p.pinned }];
     gpus.forEach((g, i) => {
       const first = i === 0;
       lines.push(
@@ -108,9 +118,9 @@ export function renderFrame(state: TopState, cols: number, rows: number): string
           g.gpu,
           formatBytes(g.vram),
           formatBytes(g.pinned),
-          formatBytes(g.swap),
           first ? formatBytes(p.pinnedPeak) : "",
           first ? formatBytes(leases.get(p.pid) ?? p.pinnedLease) : "",
+          first ? formatBytes(p.stream.stagedBytes) : "",
           first ? String(p.ooms) : "",
           first ? p.mode : "",
           first ? p.command : "",

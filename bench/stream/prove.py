@@ -157,27 +157,18 @@ def plan(spill_env=None):
     add(2, "probe (part 2)", pp.PROBE, {"bytes": GIB, "reps": 5}, 90, 10, group="probe", mode="probe")
     reserve = suite.ALLOWANCE_FULL - suite.HEADROOM_FULL
 
-    def hf(mid, est_gb):
+    def hf(mid, est_gb, fractions=HF_FRACTIONS):
         model = suite.MODELS_FULL[mid]
         base = {"model": dict(model, id=mid), "seed": 1234, "prompt_lens": [2048], "ttft_prompt": 2048, "decode": False}
         add(2, f"{mid}/baseline", "llm.py", dict(base, mode="baseline"), 180, 12 + est_gb, mode="baseline",
             group="llm", model=mid)
-        for f in HF_FRACTIONS:
+        for f in fractions:
             limit = hf_limit(model, f)
             add(2, f"{mid}/stream{pct(f)}", "llm.py", dict(base, mode="spillover", vram_limit_bytes=limit), 240,
                 15 + est_gb * (1 + 1.5 * (1 - f)), spill=True, group="llm", model=mid, mode="spillover",
                 variant="stream-on", fraction=f, vram_limit_bytes=limit,
                 env={"SPILLOVER_VRAM_LIMIT": str(limit), "SPILLOVER_VRAM_RESERVE": str(reserve), "SPILLOVER_STREAM": "1"})
         return model, base
-
-    model8, base8 = hf("dense-8g", 8.4)
-    tparams = params_of(TRAIN_DEFAULTS)
-    add(2, "train/reference", TRAINING, {}, 180, 35, mode="reference", group="train")
-    w = add(2, "train/stream40", TRAINING, {}, 240, 70, spill=True, group="train", mode="spillover",
-            variant="stream-on", fraction=TRAIN_FRACTION, env={"SPILLOVER_STREAM": "1"})
-    w["limit_from"] = "train/reference"
-    # without a reference peak: weights, gradients and two AdamW moments in fp32, plus 4 GB
-    w["peak_fallback"] = 16 * tparams + 4 * 10**9
 
     def accel(mid, model, base, fractions, est_gb):
         for f in fractions:
@@ -186,11 +177,22 @@ def plan(spill_env=None):
                 20 + est_gb * (0.5 + 3 * (1 - f)), group="llm", model=mid, mode="accelerate", fraction=f,
                 vram_limit_bytes=limit)
 
-    accel("dense-8g", model8, base8, HF_FRACTIONS, 8.4)
+    model8, base8 = hf("dense-8g", 8.4)
+    # the points where accelerate offloads most first (at 75% it may keep nearly everything)
+    accel("dense-8g", model8, base8, (0.25, 0.50), 8.4)
+    tparams = params_of(TRAIN_DEFAULTS)
+    add(2, "train/reference", TRAINING, {}, 180, 35, mode="reference", group="train")
+    # a timeout short enough that a slow training run leaves the rest of the part its time
+    w = add(2, "train/stream40", TRAINING, {}, 150, 70, spill=True, group="train", mode="spillover",
+            variant="stream-on", fraction=TRAIN_FRACTION, env={"SPILLOVER_STREAM": "1"})
+    w["limit_from"] = "train/reference"
+    # without a reference peak: weights, gradients and two AdamW moments in fp32, plus 4 GB
+    w["peak_fallback"] = 16 * tparams + 4 * 10**9
+    accel("dense-8g", model8, base8, (0.75,), 8.4)
     corpus(2)
     # dense-20g last: it runs where the part's time allows, and the proofs say which points did not
-    model20, base20 = hf("dense-20g", 20.5)
-    accel("dense-20g", model20, base20, (0.50, 0.25), 20.5)
+    model20, base20 = hf("dense-20g", 20.5, (0.25, 0.50, 0.75))  # the most telling point first
+    accel("dense-20g", model20, base20, (0.25, 0.50), 20.5)
     return steps
 
 

@@ -5,9 +5,10 @@ peak sets the limit of the run under spillover) and under it.
 
 Every step: forward on a fixed random batch, cross-entropy loss on the next tokens, backward,
 AdamW step, zero_grad. warmup steps first, then `steps` timed with CUDA events (median, min, max,
-all). Outputs compared bitwise between runs: the sha256 of every step's loss (fp32 bits) and the
-sha256 of all parameters after the last step. Attention is HF's eager implementation and
-deterministic algorithms are asked for (warn only), so the program repeats itself bit for bit.
+all). Outputs compared bitwise between runs: the sha256 of every step's loss (fp32 bits) and an
+exact checksum of every parameter's bits after the last step (llm.py's weight_checksum, on the
+GPU). Attention is HF's eager implementation and deterministic algorithms are asked for (warn
+only), so the program repeats itself bit for bit.
 From the interposer's stats record (None without it), before and after the timed steps: the host
 bytes and the streaming engine's counters.
 
@@ -22,9 +23,8 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the working tree (it is copied to the GPU machine)
 BENCH = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(BENCH, "workloads"))
-sys.path.insert(0, os.path.join(BENCH, "placement"))
 import common  # noqa: E402  (the workload protocol, the stats record)
-from corpus import torch_digest  # noqa: E402  (sha256 over tensors' bytes)
+from llm import weight_checksum  # noqa: E402  (an exact checksum of every parameter, on the GPU)
 
 DEFAULTS = {"hidden": 2048, "intermediate": 5632, "layers": 22, "heads": 32, "kv_heads": 4, "vocab": 32000,
             "batch": 2, "seq": 512, "warmup": 2, "steps": 5, "lr": 1e-4, "seed": 1234}
@@ -116,14 +116,14 @@ def main(spec):
         "step_s": {"median": med, "min": s[0], "max": s[-1], "all": [round(v, 6) for v in ts]},
         "losses": [float(v) for v in torch.stack(losses).cpu()],
         "losses_sha256": hashlib.sha256(loss_bits).hexdigest(),
-        "params_sha256": torch_digest(torch, params),
+        "params_checksum": weight_checksum(torch, model),
         "peak_bytes": int(torch.cuda.max_memory_reserved()),
         "max_allocated_bytes": int(torch.cuda.max_memory_allocated()),
         "stats_before_steps": st_a, "stats_after_steps": st_b,
         "host_bytes_before": host_bytes(st_a), "host_bytes_after": host_bytes(st_b),
         "stream": common.stream_delta(st_a, st_b),
     }
-    out["hash"] = hashlib.sha256((out["losses_sha256"] + out["params_sha256"]).encode()).hexdigest()
+    out["hash"] = hashlib.sha256((out["losses_sha256"] + out["params_checksum"]).encode()).hexdigest()
     common.log(f"step median {med:.4f} s (min {s[0]:.4f}, max {s[-1]:.4f}; warm-up {warm}), losses "
                 f"{[round(v, 4) for v in out['losses']]}, peak reserved {out['peak_bytes'] / 1e9:.2f} GB, "
                 f"host bytes {out['host_bytes_after']}")

@@ -14,7 +14,9 @@ median of --reps repetitions (decode: --decode-tokens tokens each, reported per 
 Also: a sha256 of the final logits of a fixed sequence (prompt, then --seq-steps greedy steps)
 for bitwise comparison between runs; when the interposer is loaded, its stats record before and
 after the timed decode repetitions (pages moved per decode step after warm-up) and where the
-pages of the weights, the KV cache and everything else the caching allocator holds live.
+pages of the weights, the KV cache and everything else the caching allocator holds live; the
+stats record around the timed prefills too (host bytes, the streaming engine's counters) and the
+prefill's logits sha256 (bench/stream/ compares the hand-written streaming baseline against it).
 
   python3 bench/lean/lean_decoder.py --mode graph --out r.json           14.5 GB default model
   python3 bench/lean/lean_decoder.py --hidden 8192 --intermediate 28672 --heads 64 --layers 98 \

@@ -498,7 +498,7 @@ def bitwise_proof(by_id):
             notes.append(f"{name}: DIFFERENT ({str(a)[:12]} vs {str(b)[:12]})")
         else:
             notes.append(f"{name}: equal")
-    det = f"{good} of {n} compared: " + "; ".join(notes)
+    det = f"{good} of {n} compared" + (": " + "; ".join(notes) if notes else "")
     if missing:
         det += f"; not compared (a run is missing or failed): {', '.join(missing)}"
     return proof(pid, good / n if n else None, n > 0, det)

@@ -86,6 +86,7 @@ TARGETS = {  # issue 10's table
     "stream.bitwise": (">=", 1.0, "fraction of programs with outputs equal to the run without spillover"),
 }
 log = pp.log
+ok = pp.ok_entry  # (entry, None) when the step ran to the end, else (None, why)
 
 
 def pct(f):
@@ -248,10 +249,6 @@ def stream_text(d, per=1, what="run"):
 def spread_text(sp, scale=1e3, unit="ms"):
     return (f"median {sp['median'] * scale:.1f} {unit} (min {sp['min'] * scale:.1f}, max {sp['max'] * scale:.1f}, "
             f"{len(sp.get('all') or [])} reps)")
-
-
-def ok(by_id, sid):
-    return pp.ok_entry(by_id, sid)
 
 
 def lean_prefill_proof(by_id, entries, f):

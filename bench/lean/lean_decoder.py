@@ -14,7 +14,9 @@ median of --reps repetitions (decode: --decode-tokens tokens each, reported per 
 Also: a sha256 of the final logits of a fixed sequence (prompt, then --seq-steps greedy steps)
 for bitwise comparison between runs; when the interposer is loaded, its stats record before and
 after the timed decode repetitions (pages moved per decode step after warm-up) and where the
-pages of the weights, the KV cache and everything else the caching allocator holds live.
+pages of the weights, the KV cache and everything else the caching allocator holds live; the
+stats record around the timed prefills too (host bytes, the streaming engine's counters) and the
+prefill's logits sha256 (bench/stream/ compares the hand-written streaming baseline against it).
 
   python3 bench/lean/lean_decoder.py --mode graph --out r.json           14.5 GB default model
   python3 bench/lean/lean_decoder.py --hidden 8192 --intermediate 28672 --heads 64 --layers 98 \
@@ -165,28 +167,36 @@ class Lean:
         F = self.F
         return F.linear(F.silu(F.linear(h, ly["gate"])) * F.linear(h, ly["up"]), ly["down"])
 
-    def _head(self, x_last):
-        self.logits.copy_(self.F.linear(self._rms(x_last, self.final_norm), self.lm_head))
+    def _head(self, x_last, final_norm=None, lm_head=None):
+        final_norm = self.final_norm if final_norm is None else final_norm
+        lm_head = self.lm_head if lm_head is None else lm_head
+        self.logits.copy_(self.F.linear(self._rms(x_last, final_norm), lm_head))
         self.tok.copy_(self.logits.argmax(-1).view(1, 1))
+
+    def prefill_layer(self, x, i, ly):
+        """Layer i of the prefill of x [M, H] with the weights in ly (this model's, or views of a
+        staging buffer holding the same bytes: bench/stream/handwritten.py); fills cache i."""
+        F = self.F
+        M = x.shape[0]
+        cos, sin = self.cos[:M], self.sin[:M]
+        h = self._rms(x, ly["in_norm"])
+        q = F.linear(h, ly["q"]).view(M, self.nh, self.hd).transpose(0, 1).unsqueeze(0)
+        k = F.linear(h, ly["k"]).view(M, self.nkv, self.hd).transpose(0, 1).unsqueeze(0)
+        v = F.linear(h, ly["v"]).view(M, self.nkv, self.hd).transpose(0, 1).unsqueeze(0)
+        q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
+        self.kc[i][:, :, :M].copy_(k)
+        self.vc[i][:, :, :M].copy_(v)
+        o = F.scaled_dot_product_attention(q, k.repeat_interleave(self.rep, dim=1),
+                                           v.repeat_interleave(self.rep, dim=1), is_causal=True)
+        x = x + F.linear(o[0].transpose(0, 1).reshape(M, self.nh * self.hd), ly["o"])
+        return x + self._mlp(self._rms(x, ly["post_norm"]), ly)
 
     def prefill(self, ids):
         """Positions 0..M-1 of ids [1, M]; fills the cache; leaves the next token and position."""
-        F, torch = self.F, self.t
         M = ids.shape[1]
-        x = F.embedding(ids[0], self.embed)  # [M, H]
-        cos, sin = self.cos[:M], self.sin[:M]
+        x = self.F.embedding(ids[0], self.embed)  # [M, H]
         for i, ly in enumerate(self.layers):
-            h = self._rms(x, ly["in_norm"])
-            q = F.linear(h, ly["q"]).view(M, self.nh, self.hd).transpose(0, 1).unsqueeze(0)
-            k = F.linear(h, ly["k"]).view(M, self.nkv, self.hd).transpose(0, 1).unsqueeze(0)
-            v = F.linear(h, ly["v"]).view(M, self.nkv, self.hd).transpose(0, 1).unsqueeze(0)
-            q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
-            self.kc[i][:, :, :M].copy_(k)
-            self.vc[i][:, :, :M].copy_(v)
-            o = F.scaled_dot_product_attention(q, k.repeat_interleave(self.rep, dim=1),
-                                               v.repeat_interleave(self.rep, dim=1), is_causal=True)
-            x = x + F.linear(o[0].transpose(0, 1).reshape(M, self.nh * self.hd), ly["o"])
-            x = x + self._mlp(self._rms(x, ly["post_norm"]), ly)
+            x = self.prefill_layer(x, i, ly)
         self._head(x[M - 1 : M])
         self.pos.fill_(M)
 
@@ -248,16 +258,6 @@ def spread(ts):
     n = len(s)
     med = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
     return {"median": med, "min": s[0], "max": s[-1], "all": [round(x, 6) for x in ts]}
-
-
-def stats_now(torch):
-    """The interposer's stats record now (None without it); mem_get_info makes it publish."""
-    torch.cuda.synchronize()
-    try:
-        torch.cuda.mem_get_info()
-    except Exception:
-        pass
-    return common.read_stats()
 
 
 def page_sample(torch, m):
@@ -368,7 +368,7 @@ def run(cfg):
     common.log(f"lean decoder: {cfg['layers']} layers, hidden {cfg['hidden']}, intermediate {cfg['intermediate']}, "
                f"mode {mode}, phases {phases}, max_seq {max_seq}, predicted weights "
                f"{weight_bytes_of(cfg['hidden'], cfg['intermediate'], cfg['layers'], cfg['heads'], cfg['kv_heads'], cfg['vocab']) / 1e9:.2f} GB")
-    st0 = stats_now(torch)
+    st0 = common.stats_now(torch)
     t0 = time.perf_counter()
     m = Lean(torch, cfg)
     m_out["build_s"] = round(time.perf_counter() - t0, 3)
@@ -377,7 +377,7 @@ def run(cfg):
     m.alloc_state(max_seq, pm if pm else seq_prompt)
     m_out["kv_bytes"] = m.kv_bytes
     m_out["max_seq"] = max_seq
-    m_out["stats_after_build"] = stats_now(torch)
+    m_out["stats_after_build"] = common.stats_now(torch)
     m_out["stats_at_start"] = st0
     gen = torch.Generator().manual_seed(int(cfg["seed"]) + 1)
     prompt_cpu = torch.randint(3, m.V, (1, max(pm, seq_prompt)), generator=gen)
@@ -411,11 +411,20 @@ def run(cfg):
 
         if "prefill" in phases:
             ts = []
-            ev_time(torch, run_prefill)  # warm-up
+            warm_s = ev_time(torch, run_prefill)  # warm-up
+            st_pa = common.stats_now(torch)
             for _ in range(R):
                 ts.append(ev_time(torch, run_prefill))
+            st_pb = common.stats_now(torch)
             sp = spread(ts)
-            m_out["prefill"] = {"tokens": pm, "seconds": sp, "tokens_per_s": round(pm / sp["median"], 2)}
+            # every repetition computes the same logits from the same prompt: their bits are the
+            # prefill's output (bench/stream/handwritten.py compares its own against them)
+            pf_sha = hashlib.sha256(m.logits.float().cpu().numpy().tobytes()).hexdigest()
+            m_out["prefill"] = {"tokens": pm, "seconds": sp, "tokens_per_s": round(pm / sp["median"], 2),
+                                "warmup_s": round(warm_s, 6), "logits_sha256": pf_sha,
+                                "stream": common.stream_delta(st_pa, st_pb)}
+            m_out["stats_before_prefill"] = st_pa
+            m_out["stats_after_prefill"] = st_pb
             common.log(f"prefill {pm}: median {sp['median'] * 1e3:.1f} ms (min {sp['min'] * 1e3:.1f}, "
                        f"max {sp['max'] * 1e3:.1f}), {pm / sp['median']:.0f} tok/s")
 
@@ -425,7 +434,7 @@ def run(cfg):
                 m.tok.fill_(7)
                 return ev_time(torch, lambda: [run_step() for _ in range(n)])
 
-            st_w0 = stats_now(torch)
+            st_w0 = common.stats_now(torch)
             warm = []
             tw = time.perf_counter()
             while len(warm) < int(cfg["warmup_reps"]) or (time.perf_counter() - tw < float(cfg["warmup_s"]) and len(warm) < 50):
@@ -436,13 +445,14 @@ def run(cfg):
                     T = max(1, int(float(cfg["decode_budget_s"]) / (per * (R + 1))))
                 if len(warm) >= int(cfg["warmup_reps"]) and sum(warm) * T > float(cfg["decode_budget_s"]):
                     break
-            st_a = stats_now(torch)
+            st_a = common.stats_now(torch)
             ts = [rep(T) / T for _ in range(R)]
-            st_b = stats_now(torch)
+            st_b = common.stats_now(torch)
             sp = spread(ts)
             d = {"position": dpos, "tokens_per_rep": T, "reps": R, "ms_per_token": {
                 k: (round(v * 1e3, 4) if k != "all" else [round(x * 1e3, 4) for x in v]) for k, v in sp.items()},
                 "warmup_ms_per_token": [round(x * 1e3, 4) for x in warm], "warmup_s": round(time.perf_counter() - tw, 3)}
+            d["stream"] = common.stream_delta(st_a, st_b)
             if st_a and st_b:
                 moved = st_b["migrations"] - st_a["migrations"]
                 d["migrations_warmup"] = st_a["migrations"] - (st_w0 or st_a)["migrations"]

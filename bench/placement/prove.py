@@ -258,7 +258,7 @@ def run_part(steps, a, started, budget, hard_cap, part_label):
     done = {}
     entries = []
     with open(a.log, "a") as lf:
-        lf.write(f"bench/placement/prove.py {part_label}, {len(steps)} steps, lib {lib}\n")
+        lf.write(f"{a.command or 'prove.py'}: {part_label}, {len(steps)} steps, lib {lib}\n")
         for w in steps:
             elapsed = time.time() - started
             if elapsed >= budget:
@@ -272,11 +272,11 @@ def run_part(steps, a, started, budget, hard_cap, part_label):
                     ref = done.get(w["limit_from"])
                     peak = ((ref or {}).get("metrics") or {}).get("peak_bytes")
                     if not peak:
-                        peak = int(w["spec"].get("size_gib", CORPUS_GIB) * GIB)
+                        peak = int(w.get("peak_fallback") or w["spec"].get("size_gib", CORPUS_GIB) * GIB)
                         w["limit_basis"] = "declared size (the reference run reported no peak)"
                     else:
                         w["limit_basis"] = f"peak of {w['limit_from']}"
-                    limit = max(256 << 20, int(CORPUS_FRACTION * peak))
+                    limit = max(256 << 20, int((w.get("fraction") or CORPUS_FRACTION) * peak))
                     w["vram_limit_bytes"] = limit
                     w["env"]["SPILLOVER_VRAM_LIMIT"] = str(limit)
                 timeout = max(5.0, min(w["timeout_s"], hard_cap - elapsed))

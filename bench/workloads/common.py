@@ -41,16 +41,6 @@ _OFF = {
     "lease_denials": 216,
     "bad_args": 224,
     "largest_alloc": 232,
-    # the streaming engine's block (sp_stats_stream at 2456; zeros in records written before it)
-    "stream_staged_bytes": 2456,
-    "stream_staged_ranges": 2464,
-    "stream_stage_hits": 2472,
-    "stream_late_stages": 2480,
-    "stream_writeback_pages": 2488,
-    "stream_inplace_launches": 2496,
-    "stream_copy_busy_ns": 2504,
-    "stream_budget_bytes": 2512,
-    "stream_fallbacks": 2520,
 }
 _GPU0 = 528  # gpu[0]; each sp_stats_gpu is 144 bytes
 _GPU_OFF = {
@@ -68,6 +58,13 @@ _GPU_OFF = {
     "reported_total": 104,
     "reported_free": 112,
 }
+# The streaming engine's block (struct sp_stats_stream at offset 2456): counters since start,
+# except budget_bytes (the staging arena now). Records written before it existed read as zeros.
+_STREAM = 2456
+STREAM_FIELDS = ("staged_bytes", "staged_ranges", "stage_hits", "late_stages", "writeback_pages",
+                 "inplace_launches", "copy_busy_ns", "budget_bytes", "fallbacks")
+# also flat in the decoded record (stream_<field>), as the suite's records carry them
+_OFF.update({f"stream_{k}": _STREAM + 8 * i for i, k in enumerate(STREAM_FIELDS)})
 MODE_NAMES = {0: "passthrough", 1: "standalone", 2: "broker"}
 
 
@@ -115,7 +112,18 @@ def _decode_stats(buf):
     if out["gpu_count"] >= 1:
         for k, off in _GPU_OFF.items():
             out[k] = u64(_GPU0 + off)
+    out["stream"] = {k: u64(_STREAM + 8 * i) for i, k in enumerate(STREAM_FIELDS)}
     return out
+
+
+def stream_delta(a, b):
+    """The streaming engine's counters between two stats records (b later), budget_bytes as of b;
+    None when either record is missing."""
+    if not a or not b or "stream" not in a or "stream" not in b:
+        return None
+    d = {k: b["stream"][k] - a["stream"][k] for k in STREAM_FIELDS if k != "budget_bytes"}
+    d["budget_bytes"] = b["stream"]["budget_bytes"]
+    return d
 
 
 def read_stats(pid=None):
@@ -138,6 +146,17 @@ def read_stats(pid=None):
             return _decode_stats(a)
         time.sleep(0.005)
     return None
+
+
+def stats_now(torch):
+    """The interposer's stats record now (None without it), after the device is idle;
+    cuMemGetInfo makes the interposer publish a fresh record."""
+    torch.cuda.synchronize()
+    try:
+        torch.cuda.mem_get_info()
+    except Exception:
+        pass
+    return read_stats()
 
 
 def nvidia_smi_process_mib(pid=None):

@@ -445,17 +445,25 @@ def main(spec):
             def fwd(x=x, last=last):
                 last["out"] = model(input_ids=x, **fwd_kwargs)
 
+            st_a = common.stats_now(torch)
             t, ts, warm = timed_reps(torch, fwd)
+            st_b = common.stats_now(torch)
             logits = last["out"].logits[0, -1].float().cpu().numpy().tobytes()
             metrics["prefill"][str(n)] = {"tokens": n, "seconds": round(t, 6),
                                           "tokens_per_s": round(n / t, 2),
                                           "all_seconds": [round(v, 6) for v in ts],
                                           "warmup_s": round(warm, 6),
-                                          "last_logits_sha": common.sha16(logits)}
+                                          "last_logits_sha": common.sha16(logits),
+                                          # the interposer's record around the warm-up and timed runs
+                                          # (None without it): host bytes, the streaming engine's counters
+                                          "stats_before": st_a, "stats_after": st_b}
             del last["out"]
             common.log(f"prefill {n}: {n / t:.1f} tok/s")
 
         metrics["placement"] = {"after_prefill": weight_placement(model)}
+        if spec.get("decode") is False:  # prefill-only runs (bench/stream/prove.py)
+            metrics["decode"] = None
+            return metrics
         prompt = ids[:, :ttft_len]
         graph = mode != "accelerate" and not facts["experts"]
         try:

@@ -1,6 +1,7 @@
 """Measures, in the same suite run, the two bandwidths the physical bounds are computed from:
-the pinned host->device copy bandwidth (the link) and the VRAM bandwidth (a read kernel and a
-device-to-device copy). Runs without the interposer. Also records the card's identity."""
+the pinned host->device copy bandwidth (the link; device->host and both directions at once too)
+and the VRAM bandwidth (a read kernel and a device-to-device copy). Runs without the interposer.
+Also records the card's identity."""
 
 import os
 import platform
@@ -52,6 +53,25 @@ def main(spec):
     # The brief's form: a pinned tensor moved with .to('cuda', non_blocking=True).
     h2d_to, *_ = _time_events(torch, lambda: host.to("cuda", non_blocking=True), reps)
     d2h, *d2h_s = _time_events(torch, lambda: host.copy_(dev, non_blocking=True), reps)
+    # both directions at once on two streams (the link is full duplex; a training step under
+    # spillover moves bytes both ways): bytes of both copies over the time of the pair
+    host2 = torch.empty(n, dtype=torch.float32, pin_memory=True)
+    dev2 = torch.empty(n, dtype=torch.float32, device="cuda")
+    s_up, s_down = torch.cuda.Stream(), torch.cuda.Stream()
+
+    def duplex():
+        cur = torch.cuda.current_stream()
+        s_up.wait_stream(cur)
+        s_down.wait_stream(cur)
+        with torch.cuda.stream(s_up):
+            dev.copy_(host, non_blocking=True)
+        with torch.cuda.stream(s_down):
+            host2.copy_(dev2, non_blocking=True)
+        cur.wait_stream(s_up)
+        cur.wait_stream(s_down)
+
+    both, *both_s = _time_events(torch, duplex, reps)
+    del host2, dev2
 
     big = torch.empty(2 * n, dtype=torch.float32, device="cuda").fill_(1.0)
     big2 = torch.empty_like(big)
@@ -70,6 +90,7 @@ def main(spec):
         "h2d_pinned_gbps": round(size / h2d / gb, 2),
         "h2d_pinned_to_gbps": round(size / h2d_to / gb, 2),
         "d2h_pinned_gbps": round(size / d2h / gb, 2),
+        "duplex_pinned_gbps": round(2 * size / both / gb, 2),
         "vram_read_gbps": round(big_bytes / read / gb, 1),
         # a copy reads and writes every byte
         "vram_copy_gbps": round(2 * big_bytes / copy / gb, 1),
@@ -77,6 +98,7 @@ def main(spec):
         "reps": reps,
         # [slowest, fastest] repetition of each: the spread the medians above come from
         "spread_gbps": {"h2d_pinned": rates(size, h2d_s), "d2h_pinned": rates(size, d2h_s),
+                        "duplex_pinned": rates(2 * size, both_s),
                         "vram_read": rates(big_bytes, read_s),
                         "vram_copy": rates(2 * big_bytes, copy_s)},
         "gpu_name": props.name,

@@ -148,6 +148,24 @@ int sp_config_parse(sp_config *c) {
     if (strcmp(v, "0") && strcmp(v, "1")) return bad("SPILLOVER_MIGRATE", v, "a switch (use 1 or 0)");
     c->migrate = v[0] == '1';
   }
+  c->stream = 1;
+  if ((v = getenv("SPILLOVER_STREAM")) && *v) {
+    if (strcmp(v, "0") && strcmp(v, "1")) return bad("SPILLOVER_STREAM", v, "a switch (use 1 or 0)");
+    c->stream = v[0] == '1';
+  }
+  c->stream_ratio = 3.0;
+  if ((v = getenv("SPILLOVER_STREAM_RATIO")) && *v) {
+    char *end = NULL;
+    double r = strtod(v, &end);
+    if (end == v || *end || !(r >= 0 && r <= 1e6))
+      return bad("SPILLOVER_STREAM_RATIO", v, "a number from 0 to 1000000 (the default is 3)");
+    c->stream_ratio = r;
+  }
+  if (size_var("SPILLOVER_STREAM_BUDGET", 1, &c->stream_budget)) return -1;
+  if ((c->stream_budget.kind == 1 && c->stream_budget.bytes == 0) ||
+      (c->stream_budget.kind == 2 && (c->stream_budget.pct <= 0 || c->stream_budget.pct > 100)))
+    return bad("SPILLOVER_STREAM_BUDGET", getenv("SPILLOVER_STREAM_BUDGET"),
+               "a positive size or a percent of the VRAM limit up to 100% (use SPILLOVER_STREAM=0 to turn streaming off)");
   if ((v = getenv("SPILLOVER_BROKER")) && *v) {
     if (strcmp(v, "auto") && strcmp(v, "off")) return bad("SPILLOVER_BROKER", v, "a broker mode (use auto or off)");
     c->broker_off = v[0] == 'o';

@@ -364,6 +364,7 @@ static int charge(CUgraphExec x) {
   pthread_mutex_lock(&glock);
   gexec *e = exec_find(x);
   int due = e ? sp_use_charge(&e->refs) : 0;
+  if (e) sp_stream_touch_refs(&e->refs); /* replays read ranges in place: staged ones settle first */
   pthread_mutex_unlock(&glock);
   return due;
 }

@@ -44,6 +44,7 @@ static void after_fork_child(void) {
   sp_npending = 0;
   sp_stats_after_fork();
   sp_migrate_after_fork();
+  sp_stream_after_fork();
   sp_vhandles_after_fork();
   if (sp_g.broker) sp_broker_after_fork();
   sp_g.broker = 0;

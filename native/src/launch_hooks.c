@@ -1,61 +1,73 @@
 /*
 ** launch_hooks.c: the kernel launches and the other fenced entry points (fenced.def). A launch is
 ** scanned for pointers into tiered ranges (migrate.c counts them), may first run a migration pass,
-** and is enqueued under the fence, like every fenced call, so no page changes its backing while
-** work that names it is being enqueued. With SPILLOVER_MIGRATE=0 they only pass through.
+** may be rewritten to read staged copies (stream.c), and is enqueued under the fence, like every
+** fenced call, so no page changes its backing while work that names it is being enqueued. A copy
+** or memset that names a staged range first settles it (its written pages back in place). With
+** SPILLOVER_MIGRATE=0 and SPILLOVER_STREAM=0 they only pass through.
 */
 #define _GNU_SOURCE
 #include "sp.h"
 
-static int migrating(void) { return sp_active() && sp_cfg.migrate; }
+/* Placement or streaming may change what a launch reads: enqueue under the fence. */
+static int migrating(void) { return sp_active() && (sp_cfg.migrate || sp_cfg.stream); }
 
-static void before_launch(CUfunction f, CUstream s, void **params, void **extra) {
-  if (sp_use_note(f, params, extra) && !sp_stream_capturing(s)) sp_migrate_pass();
+static void before_launch(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, void **params, void **extra) {
+  if (sp_cfg.migrate && sp_use_note(f, params, extra) && !sp_stream_capturing(s)) sp_migrate_pass();
+  sp_stream_prepare(f);
   sp_fence_enter();
+  sp_stream_before(L, f, s, ptsz, params, extra);
+}
+
+static void after_launch(sp_stream_launch *L, CUresult rc) {
+  sp_stream_after(L, rc);
+  sp_fence_leave();
 }
 
 #define LAUNCH_ARGS f, gx, gy, gz, bx, by, bz, shmem, s, params, extra
 
-static CUresult launch(sp_cuLaunchKernel_fn real, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
-                       unsigned by, unsigned bz, unsigned shmem, CUstream s, void **params, void **extra) {
+static CUresult launch(sp_cuLaunchKernel_fn real, int ptsz, CUfunction f, unsigned gx, unsigned gy, unsigned gz,
+                       unsigned bx, unsigned by, unsigned bz, unsigned shmem, CUstream s, void **params, void **extra) {
   if (!real) return CUDA_ERROR_NOT_FOUND;
   if (!migrating()) return real(LAUNCH_ARGS);
-  before_launch(f, s, params, extra);
-  CUresult rc = real(LAUNCH_ARGS);
-  sp_fence_leave();
+  sp_stream_launch L;
+  before_launch(&L, f, s, ptsz, params, extra);
+  CUresult rc = real(f, gx, gy, gz, bx, by, bz, shmem, s, L.params, L.extra);
+  after_launch(&L, rc);
   return rc;
 }
 
 SP_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                                   unsigned bz, unsigned shmem, CUstream s, void **params, void **extra) {
   sp_cuda_load();
-  return launch(sp_real.cuLaunchKernel, LAUNCH_ARGS);
+  return launch(sp_real.cuLaunchKernel, 0, LAUNCH_ARGS);
 }
 
 SP_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                                        unsigned bz, unsigned shmem, CUstream s, void **params, void **extra) {
   sp_cuda_load();
-  return launch(sp_real.cuLaunchKernel_ptsz, LAUNCH_ARGS);
+  return launch(sp_real.cuLaunchKernel_ptsz, 1, LAUNCH_ARGS);
 }
 
-static CUresult launch_ex(sp_cuLaunchKernelEx_fn real, const CUlaunchConfig *cfg, CUfunction f, void **params,
-                          void **extra) {
+static CUresult launch_ex(sp_cuLaunchKernelEx_fn real, int ptsz, const CUlaunchConfig *cfg, CUfunction f,
+                          void **params, void **extra) {
   if (!real) return CUDA_ERROR_NOT_FOUND;
   if (!cfg || !migrating()) return real(cfg, f, params, extra);
-  before_launch(f, cfg->hStream, params, extra);
-  CUresult rc = real(cfg, f, params, extra);
-  sp_fence_leave();
+  sp_stream_launch L;
+  before_launch(&L, f, cfg->hStream, ptsz, params, extra);
+  CUresult rc = real(cfg, f, L.params, L.extra);
+  after_launch(&L, rc);
   return rc;
 }
 
 SP_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra) {
   sp_cuda_load();
-  return launch_ex(sp_real.cuLaunchKernelEx, cfg, f, params, extra);
+  return launch_ex(sp_real.cuLaunchKernelEx, 0, cfg, f, params, extra);
 }
 
 SP_EXPORT CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra) {
   sp_cuda_load();
-  return launch_ex(sp_real.cuLaunchKernelEx_ptsz, cfg, f, params, extra);
+  return launch_ex(sp_real.cuLaunchKernelEx_ptsz, 1, cfg, f, params, extra);
 }
 
 #define SP_FENCED(name, params, args)                 \
@@ -74,6 +86,8 @@ SP_EXPORT CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *cfg, CUfunction f
     sp_cuda_load();                                              \
     if (!sp_real.name) return CUDA_ERROR_NOT_FOUND;              \
     if (sp_peers_possible()) sp_peer_copy(dst, src, dctx, sctx); \
+    sp_stream_touch(dst);                                        \
+    sp_stream_touch(src);                                        \
     if (!migrating()) return sp_real.name args;                  \
     sp_fence_enter();                                            \
     CUresult rc = sp_real.name args;                             \

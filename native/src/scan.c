@@ -149,7 +149,7 @@ static int pass_due(uint64_t launches) {
 }
 
 /* Bytes of tiered pages in host memory now (a racy read is fine: it only gates the scan). */
-static int anything_in_host(void) {
+int sp_host_tier_used(void) {
   for (int i = 0; i < SP_MAX_DEV; i++) {
     const sp_dev *d = &sp_g.dev[i];
     if (__atomic_load_n(&d->tier_bytes[1], __ATOMIC_RELAXED) || __atomic_load_n(&d->vvmm_bytes[1], __ATOMIC_RELAXED))
@@ -161,7 +161,7 @@ static int anything_in_host(void) {
 /* While every tiered page is in VRAM, use decides nothing (no pass has a page to bring in), so
 ** direct launches are not scanned: a program that fits pays nothing per launch. */
 int sp_use_note(CUfunction f, void **params, void **extra) {
-  if (!__atomic_load_n(&sp_g.tiered_hi, __ATOMIC_ACQUIRE) || !f || (!params && !extra) || !anything_in_host())
+  if (!__atomic_load_n(&sp_g.tiered_hi, __ATOMIC_ACQUIRE) || !f || (!params && !extra) || !sp_host_tier_used())
     return 0;
   sp_lock();
   launch_seq++;
@@ -208,7 +208,7 @@ void sp_scan_pointer(CUdeviceptr p, sp_refs *out) {
 ** range counts): a decode step replayed as one graph is hundreds of kernels, and counting it as one
 ** launch would leave a repeating graph workload without a pass for minutes. */
 int sp_use_charge(const sp_refs *refs) {
-  if (!refs || !refs->n || !anything_in_host()) return 0;
+  if (!refs || !refs->n || !sp_host_tier_used()) return 0;
   sp_lock();
   launch_seq++;
   uint64_t nodes = 0;
@@ -223,6 +223,58 @@ int sp_use_charge(const sp_refs *refs) {
   int due = pass_due(nodes ? nodes : 1);
   sp_unlock();
   return due;
+}
+
+/* ---- positions (the streaming engine rewrites the words it finds) ------------------------- */
+
+typedef struct positions {
+  sp_param_ref *out;
+  int max, n;
+  uint32_t param; /* the parameter being visited */
+} positions;
+
+static void visit_pos(const unsigned char *p, size_t n, positions *ps) {
+  CUdeviceptr hi = __atomic_load_n(&sp_g.tiered_hi, __ATOMIC_ACQUIRE);
+  CUdeviceptr lo = __atomic_load_n(&sp_g.tiered_lo, __ATOMIC_RELAXED);
+  for (size_t k = 0; k + sizeof(CUdeviceptr) <= n && ps->n < ps->max; k += sizeof(CUdeviceptr)) {
+    CUdeviceptr v;
+    memcpy(&v, p + k, sizeof(v));
+    if (v < lo || v >= hi) continue;
+    sp_rec *r = sp_table_containing(v);
+    if (r && r->tiered && !r->dying) ps->out[ps->n++] = (sp_param_ref){ps->param, (uint32_t)k, v, r};
+  }
+}
+
+int sp_scan_params(CUfunction f, void **params, void **extra, sp_param_ref *out, int max) {
+  if (!f || (!params && !extra)) return 0;
+  layout *l = layout_of(f);
+  if (!l || l->n == UINT32_MAX) return -1;
+  positions ps = {out, max, 0, 0};
+  size_t budget = MAX_SCAN_BYTES;
+  if (params) {
+    for (uint32_t i = 0; i < l->n && budget >= 8; i++) {
+      size_t size = l->ps[2 * i + 1] < budget ? l->ps[2 * i + 1] : budget;
+      ps.param = i;
+      if (size >= 8 && params[i]) visit_pos(params[i], size, &ps);
+      budget -= size;
+    }
+  } else {
+    const unsigned char *buf = NULL;
+    size_t len = 0;
+    for (int i = 0; i < 64 && extra[i] != CU_LAUNCH_PARAM_END; i += 2) {
+      if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER) buf = extra[i + 1];
+      else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE && extra[i + 1]) len = *(const size_t *)extra[i + 1];
+    }
+    if (buf) visit_pos(buf, len < budget ? len : budget, &ps);
+  }
+  return ps.n;
+}
+
+const uint32_t *sp_scan_layout(CUfunction f, uint32_t *n) {
+  layout *l = layout_of(f);
+  if (!l || l->n == UINT32_MAX) return NULL;
+  *n = l->n;
+  return l->ps;
 }
 
 void sp_refs_free(sp_refs *r) {

@@ -66,6 +66,9 @@ typedef struct sp_config {
   int broker_off;
   int keep_stats;
   int migrate; /* SPILLOVER_MIGRATE: placement follows use (migrate.c); default on */
+  int stream;  /* SPILLOVER_STREAM: the streaming engine (stream.c); default on */
+  sp_size stream_budget; /* SPILLOVER_STREAM_BUDGET: its staging arena, of the VRAM limit */
+  double stream_ratio;   /* SPILLOVER_STREAM_RATIO: in-place time / link time above which a function stages */
   char stats_dir[512];
   char libcuda[512];
   char libnvml[512];
@@ -140,6 +143,8 @@ typedef struct sp_state {
   uint64_t alloc_calls, free_calls, tiered_allocs, passthrough_allocs, oom_returned;
   uint64_t pages_vram, pages_pinned, pool_grows, lease_denials, bad_args, largest_alloc;
   uint64_t pages_promoted, pages_demoted, migrate_passes, evictions, migrate_ns, launches_scanned, launches_unscannable;
+  uint64_t stream_staged_bytes, stream_staged_ranges, stream_hits, stream_late, stream_writeback_pages;
+  uint64_t stream_inplace, stream_copy_ns, stream_budget, stream_fallbacks;
 } sp_state;
 
 extern sp_state sp_g;
@@ -183,6 +188,12 @@ typedef struct sp_rec {
   uint32_t naccess;
   uint32_t uses;    /* launches that named the range, halved every placement pass */
   uint64_t use_seq; /* the last launch counted, so one launch counts once */
+  /* the streaming engine (stream.c) */
+  int stage_slot;   /* 1 + its staging slot while staged, else 0 */
+  int stage_wb;     /* a write-back of a staged copy may still be running */
+  int stage_arena;  /* this range is a staging arena */
+  CUdeviceptr stage_next_va; /* the staged range read after this one last time */
+  uint64_t stage_next_id;
 } sp_rec;
 
 int sp_table_insert(sp_rec *r);
@@ -253,6 +264,16 @@ void sp_refs_free(sp_refs *r);
 void sp_use_decay(void);     /* lock held: halve every range's uses; a new pass interval starts */
 int sp_use_pass_ready(void); /* lock held: enough launches since the last pass */
 void sp_scan_after_fork(void);
+/* One parameter word pointing into a tiered range: which parameter (extra buffer: 0), at which
+** byte offset in it (in the buffer for extra), its value and the range. */
+typedef struct sp_param_ref {
+  uint32_t param, off;
+  CUdeviceptr value;
+  sp_rec *r;
+} sp_param_ref;
+int sp_scan_params(CUfunction f, void **params, void **extra, sp_param_ref *out, int max); /* lock held */
+const uint32_t *sp_scan_layout(CUfunction f, uint32_t *n); /* lock held: n pairs (offset, size) */
+int sp_host_tier_used(void); /* any tiered page in host memory now (a racy read) */
 
 typedef struct sp_move {
   sp_rec *r;
@@ -280,6 +301,24 @@ int sp_capturing_anywhere(void);
 int sp_stream_capturing(CUstream s); /* capture_hooks.c: s is being captured (or cannot say) */
 void sp_migrate_after_fork(void);
 void sp_sync_ctx(CUcontext ctx); /* cuCtxSynchronize on ctx (pushed if not current) */
+
+/* ---- the streaming engine (stream.c) ---------------------------------------------------- */
+#define SP_STREAM_MAX_SLOTS_PER_LAUNCH 64
+typedef struct sp_stream_launch {
+  void **params, **extra; /* what to launch with */
+  int dev, nslots;
+  CUstream stream, stream_for_sample;
+  struct sample *sample;
+  int slots[SP_STREAM_MAX_SLOTS_PER_LAUNCH];
+} sp_stream_launch;
+void sp_stream_prepare(CUfunction f); /* no locks held, before the fence */
+void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, void **params, void **extra);
+void sp_stream_after(sp_stream_launch *L, CUresult rc);
+void sp_stream_touch(CUdeviceptr p);              /* no locks: a copy/memset names p */
+void sp_stream_touch_refs(const sp_refs *refs);   /* no locks: a graph launch names these */
+void sp_stream_forget(sp_rec *r);                 /* lock held: r is about to be unmapped */
+void sp_stream_stats(void);                       /* lock held: refresh the write-back count */
+void sp_stream_after_fork(void);
 
 /* ---- peers (peer.c) ----------------------------------------------------------------------- */
 /* A copy between addresses of two devices, or of another device's range from the current one:

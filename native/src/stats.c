@@ -114,6 +114,9 @@ void sp_stats_publish(void) {
   s->pages_pinned = sp_g.pages_pinned;
   s->pool_grows = sp_g.pool_grows;
   s->migrations = sp_g.pages_promoted + sp_g.pages_demoted;
+  s->stream = (sp_stats_stream){sp_g.stream_staged_bytes, sp_g.stream_staged_ranges, sp_g.stream_hits,
+                               sp_g.stream_late, sp_g.stream_writeback_pages, sp_g.stream_inplace,
+                               sp_g.stream_copy_ns, sp_g.stream_budget, sp_g.stream_fallbacks, {0}};
   s->lease_denials = sp_g.lease_denials;
   s->bad_args = sp_g.bad_args;
   s->largest_alloc = sp_g.largest_alloc;

@@ -203,6 +203,7 @@ void sp_tiered_window(const sp_rec *r) {
 /* Lock held; the range is idle. */
 void sp_tiered_release(sp_rec *r) {
   sp_dev *d = &sp_g.dev[r->dev];
+  sp_stream_forget(r);
   unmap_pages(r, r->npages);
   sp_real.cuMemAddressFree(r->va, r->span);
   d->tier_bytes[0] -= (uint64_t)r->nvram * SP_PAGE;

@@ -311,6 +311,7 @@ SP_EXPORT CUresult cuMemUnmap(CUdeviceptr va, size_t size) {
       break;
     }
     any = 1;
+    sp_stream_forget(r);
     for (uint32_t i = 0; i < r->npages; i++) sp_real.cuMemUnmap(r->va + (CUdeviceptr)i * SP_PAGE, SP_PAGE);
     sp_vhandle *vh = r->vh;
     int last_seg = r->va + r->span == r->map_va + r->map_size;

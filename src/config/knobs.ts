@@ -8,6 +8,7 @@ import type { z } from "zod";
 import { sizeEnv, sizeOrListEnv } from "../util/size.js";
 import {
   enumField,
+  numberField,
   sizeField,
   sizeOrPercentField,
   sizeOrPercentPerGpuField,
@@ -162,9 +163,25 @@ export const KNOBS = [
     field: sizeOrPercentField(true),
     toEnv: sizeEnv,
     default: "`25%` of the VRAM limit",
-    doc: "VRAM the streaming engine may hold for staging copies, taken from inside the VRAM limit: a positive size or `NN%` of the limit; the engine holds less under VRAM pressure",
+    doc: "VRAM the streaming engine holds for staging copies, taken from inside the VRAM limit when it first stages (colder pages leave to make room, as for any fresh allocation): a positive size or `NN%` of the limit, at most half of it",
     accepted: "2G",
     rejected: "lots",
+  },
+  {
+    key: "stream_ratio",
+    env: "SPILLOVER_STREAM_RATIO",
+    flag: {
+      name: "streamRatio",
+      spelling: "--stream-ratio <x>",
+      description:
+        "stage a kernel's inputs when it read them in place in at least x times the link time of their bytes (it re-reads)",
+    },
+    field: numberField(0, 1_000_000),
+    toEnv: (v: number) => String(v),
+    default: "`3`",
+    doc: "the streaming engine times each function's first launches that read host pages in place; at or above this many times the link time of the bytes they name (kernels that re-read), its launches stage; below (read-once kernels such as decode GEMVs), they keep reading in place",
+    accepted: "3",
+    rejected: "fast",
   },
   {
     key: "log",

@@ -69,6 +69,19 @@ const C_GPU_FIELDS: Record<string, string> = {
   reported_free: "reported_free",
 };
 
+// the streaming engine's block (struct sp_stats_stream), in the order common.STREAM_FIELDS reads it
+const STREAM_FIELDS = [
+  "staged_bytes",
+  "staged_ranges",
+  "stage_hits",
+  "late_stages",
+  "writeback_pages",
+  "inplace_launches",
+  "copy_busy_ns",
+  "budget_bytes",
+  "fallbacks",
+];
+
 describe.skipIf(!have("gcc") || !have("python3"))(
   "stats record layout used by the bench workloads",
   () => {
@@ -85,6 +98,10 @@ describe.skipIf(!have("gcc") || !have("python3"))(
         ),
         ...Object.entries(C_GPU_FIELDS).map(
           ([k, f]) => `  printf(", \\"gpu.${k}\\": %zu", offsetof(sp_stats_gpu, ${f}));`,
+        ),
+        ...STREAM_FIELDS.map(
+          (k) =>
+            `  printf(", \\"stream.${k}\\": %zu", offsetof(sp_stats, stream) + offsetof(sp_stats_stream, ${k}));`,
         ),
         '  printf("}\\n");',
         "  return 0;",
@@ -113,6 +130,7 @@ describe.skipIf(!have("gcc") || !have("python3"))(
         "d = {'gpu0': common._GPU0}",
         "d.update({k: v for k, v in common._OFF.items()})",
         "d.update({'gpu.' + k: v for k, v in common._GPU_OFF.items()})",
+        "d.update({'stream.' + k: common._STREAM + 8 * i for i, k in enumerate(common.STREAM_FIELDS)})",
         "print(json.dumps(d))",
       ].join("\n");
       const fromPy = JSON.parse(
@@ -137,6 +155,8 @@ describe.skipIf(!have("gcc") || !have("python3"))(
       buf.writeBigUInt64LE(3n << 30n, 528 + 32); // gpu[0].tier_bytes[1]
       buf.writeBigUInt64LE(5n << 30n, 2456); // stream.staged_bytes
       buf.writeBigUInt64LE(1_250_000_000n, 2504); // stream.copy_busy_ns
+      buf.writeBigUInt64LE(7n, 2456 + 3 * 8); // stream.late_stages
+      buf.writeBigUInt64LE(2n << 30n, 2456 + 7 * 8); // stream.budget_bytes
       writeFileSync(join(dir, "spillover-1000-4242.stats"), buf);
       const odd = Buffer.from(buf);
       odd.writeBigUInt64LE(43n, 16); // a writer inside the seqlock, forever
@@ -160,11 +180,15 @@ describe.skipIf(!have("gcc") || !have("python3"))(
       );
       expect(ok.pinned_peak_bytes).toBe(6 * 2 ** 30);
       expect(ok.tier_pinned_bytes).toBe(3 * 2 ** 30);
+      expect(ok.stream.staged_bytes).toBe(5 * 2 ** 30);
+      expect(ok.stream.late_stages).toBe(7);
+      expect(ok.stream.budget_bytes).toBe(2 * 2 ** 30);
+      expect(ok.stream.fallbacks).toBe(0);
       expect(ok.mode_name).toBe("standalone");
       expect(ok.pid).toBe(4242);
       expect(ok.stream_staged_bytes).toBe(5 * 2 ** 30);
       expect(ok.stream_copy_busy_ns).toBe(1_250_000_000);
-      expect(ok.stream_late_stages).toBe(0);
+      expect(ok.stream_late_stages).toBe(7);
       expect(torn).toBeNull();
       expect(bad).toBeNull();
       expect(missing).toBeNull();

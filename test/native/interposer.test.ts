@@ -87,6 +87,41 @@ describe("tiered allocations", () => {
     expectOk(run("t_migrate", ["off"], { SPILLOVER_MIGRATE: "0" }), "ok off");
   });
 
+  // The streaming engine: pages stay where they are put (SPILLOVER_MIGRATE=0), and every function
+  // stages after its timed launches (SPILLOVER_STREAM_RATIO=0: the fake's CPU kernels are no
+  // measure of a GPU's re-reading).
+  const STREAM = { SPILLOVER_MIGRATE: "0", SPILLOVER_STREAM: "1", SPILLOVER_STREAM_RATIO: "0" };
+  test("stream: a host range read by repeated launches is staged and the kernels see its exact words", () => {
+    expectOk(run("t_stream", ["exact"], STREAM), "ok exact");
+  });
+
+  test("stream: a kernel writes the staged copy; a copy out of the range sees the written words", () => {
+    expectOk(run("t_stream", ["written"], STREAM), "ok written");
+  });
+
+  test("stream: ranges cycling through a smaller arena are staged ahead, and written pages come back", () => {
+    expectOk(run("t_stream", ["ring"], STREAM), "ok ring");
+  });
+
+  test("stream: two streams read the same staged range", () => {
+    expectOk(run("t_stream", ["streams"], STREAM), "ok streams");
+  });
+
+  test("stream: a failed staging copy falls back to reading in place, counted", () => {
+    expectOk(
+      run("t_stream", ["fallback"], { ...STREAM, FAKE_CUDA_FAIL_ASYNC_COPY: "1" }),
+      "ok fallback",
+    );
+  });
+
+  test("stream: a staged range freed while written: nothing of it reaches the next range", () => {
+    expectOk(run("t_stream", ["free"], STREAM), "ok free");
+  });
+
+  test("SPILLOVER_STREAM=0: nothing staged, the same words", () => {
+    expectOk(run("t_stream", ["off"], { ...STREAM, SPILLOVER_STREAM: "0" }), "ok off");
+  });
+
   test("placement: a fresh allocation that does not fit evicts the coldest VRAM pages first", () => {
     expectOk(run("t_placement", ["fresh"], { SPILLOVER_MIGRATE: "1" }), "ok fresh");
   });

@@ -15,8 +15,9 @@
 **    when the user's references and all mappings are gone (cuMemRelease semantics).
 **    FAKE_CUDA_NO_HOST_NUMA=1 makes HOST_NUMA cuMemCreate fail with CUDA_ERROR_NOT_SUPPORTED.
 **  - Everything is synchronous: streams and events exist for validation and timing only.
-**  - Kernels: cuModuleLoadData accepts any image; the kernels of native/demo/spill_pattern.h
-**    run on the CPU; any other name is CUDA_ERROR_NOT_FOUND.
+**  - Kernels: cuModuleLoadData accepts any image; the kernels of native/demo/spill_pattern.h and
+**    the streaming engine's (native/src/stage_kernels.h) run on the CPU; any other name is
+**    CUDA_ERROR_NOT_FOUND.
 **  - Device accesses (copies, memsets, kernels) are checked first: an address that no
 **    allocation owns is CUDA_ERROR_INVALID_VALUE (copies) / CUDA_ERROR_ILLEGAL_ADDRESS (kernels),
 **    and a VMM page that is unmapped or lacks access is CUDA_ERROR_ILLEGAL_ADDRESS, where the
@@ -50,6 +51,7 @@
 #include <unistd.h>
 
 #include "../../demo/spill_pattern.h"
+#include "../../src/stage_kernels.h"
 #include "fake_cuda.h"
 
 #define EXPORT __attribute__((visibility("default")))
@@ -127,7 +129,7 @@ struct CUevent_st {
   double t_ms;
 };
 
-typedef enum { K_FILL, K_VERIFY, K_VERIFY_CONST, K_READ } kernel_id;
+typedef enum { K_FILL, K_VERIFY, K_VERIFY_CONST, K_READ, K_STAGE_HASH, K_STAGE_WRITEBACK } kernel_id;
 
 struct CUmod_st {
   uint32_t magic;
@@ -1377,10 +1379,17 @@ EXPORT CUresult cuMemcpyPeerAsync(CUdeviceptr dst, CUcontext dc, CUdeviceptr src
   return peer_copy(dst, dc, src, sc, n);
 }
 
+/* FAKE_CUDA_FAIL_ASYNC_COPY=1: every async copy fails (CUDA_ERROR_UNKNOWN), for callers' fallbacks. */
+static int async_copies_fail(void) {
+  const char *v = getenv("FAKE_CUDA_FAIL_ASYNC_COPY");
+  return v && v[0] == '1';
+}
+
 #define ASYNC_COPY(name, dtype, stype, dkind, skind)                                           \
   EXPORT CUresult name(dtype dst, stype src, size_t n, CUstream s) {                           \
     COUNT();                                                                                   \
     NEED_INIT();                                                                               \
+    if (async_copies_fail()) return CUDA_ERROR_UNKNOWN;                                        \
     if (!valid_stream(s)) return CUDA_ERROR_INVALID_HANDLE;                                    \
     CUgraph g_ = capturing_into(s);                                                            \
     if (g_) return capture_copy(g_, (uintptr_t)dst, (uintptr_t)src, n, dkind, skind);          \
@@ -1755,7 +1764,9 @@ EXPORT CUresult cuModuleGetFunction(CUfunction *fn, CUmodule mod, const char *na
   } known[] = {{SPILL_KERNEL_FILL, K_FILL, 4},
                {SPILL_KERNEL_VERIFY, K_VERIFY, 5},
                {SPILL_KERNEL_VERIFY_CONST, K_VERIFY_CONST, 4},
-               {SPILL_KERNEL_READ, K_READ, 3}};
+               {SPILL_KERNEL_READ, K_READ, 3},
+               {SP_STAGE_KERNEL_HASH, K_STAGE_HASH, 3},
+               {SP_STAGE_KERNEL_WRITEBACK, K_STAGE_WRITEBACK, 5}};
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
     if (strcmp(known[i].name, name) == 0) {
       struct CUfunc_st *f = calloc(1, sizeof *f);
@@ -1804,6 +1815,30 @@ static CUresult run_kernel(CUfunction f, const uint64_t *a) {
     uint64_t bad = 0;
     for (uint64_t i = 0; i < n; i++) bad += buf[i] != a[2];
     *(uint64_t *)(uintptr_t)a[3] += bad;
+    break;
+  }
+  case K_STAGE_HASH:      /* (slot, npages, hashes): the streaming engine's page hashes */
+  case K_STAGE_WRITEBACK: { /* (slot, dst, npages, hashes, written): changed pages copied to dst */
+    int wb = f->id == K_STAGE_WRITEBACK;
+    uint64_t npages = wb ? a[2] : a[1], words = SP_STAGE_PAGE_WORDS, *hashes = (uint64_t *)(uintptr_t)(wb ? a[3] : a[2]);
+    if (npages > UINT64_MAX / (words * 8)) return CUDA_ERROR_ILLEGAL_ADDRESS;
+    if ((rc = check_kernel_range(a[0], npages * words * 8, ACC_READ)) != CUDA_SUCCESS) return rc;
+    if ((rc = check_kernel_range((uint64_t)(uintptr_t)hashes, npages * 8, wb ? ACC_READ : ACC_WRITE)) != CUDA_SUCCESS)
+      return rc;
+    if (wb && (rc = check_kernel_range(a[4], 8, ACC_WRITE)) != CUDA_SUCCESS) return rc;
+    for (uint64_t p = 0; p < npages; p++) {
+      const uint64_t *page = (const uint64_t *)(uintptr_t)a[0] + p * words;
+      uint64_t h = 0;
+      for (uint64_t i = 0; i < words; i++) h += sp_stage_term(page[i], i);
+      if (!wb) {
+        hashes[p] = h;
+        continue;
+      }
+      if (h == hashes[p]) continue;
+      if ((rc = check_kernel_range(a[1] + p * words * 8, words * 8, ACC_WRITE)) != CUDA_SUCCESS) return rc;
+      memcpy((uint64_t *)(uintptr_t)a[1] + p * words, page, words * 8);
+      *(uint64_t *)(uintptr_t)a[4] += 1;
+    }
     break;
   }
   case K_READ: {

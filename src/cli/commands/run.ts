@@ -25,6 +25,7 @@ export const runCommand = defineCommand({
     "hostReserve",
     "noStream",
     "streamBudget",
+    "streamRatio",
     "log",
     "noBroker",
     "socket",

@@ -1,0 +1,605 @@
+/*
+** stream.c: the streaming engine. A kernel that re-reads its inputs (a prefill GEMM reads each
+** weight tile once per output tile) runs many times the link's time when its inputs are host
+** pages read in place. For such launches the engine copies the named ranges, whole, into a VRAM
+** staging arena on its own copy stream, ahead of use, and the launch reads the staged copy: the
+** 8-byte words of its parameters that pointed into the range are rewritten to the same offset in
+** the copy (the scan found them; nothing else changes), and the launch's stream waits for the
+** copy in stream order (an event), never the CPU.
+**
+**  - Which launches: learned per function by measurement. The first launches of a function that
+**    name host pages are timed with events (in place); if one took SPILLOVER_STREAM_RATIO (3) times
+**    the link time of the host bytes it names or more, the function re-reads and its launches stage.
+**    Read-once kernels (decode GEMVs, embedding lookups) keep reading in place.
+**  - Ahead of use: each staged range remembers the staged range used after it last time; after a
+**    launch the engine walks that chain and stages what comes next while the arena has room that
+**    no launch still needs. The arena is a ring: a slot is reused in staging order, and the copy
+**    stream first waits for the last launch (per stream) that read it.
+**  - Written pages come back: every staged page is hashed on the GPU when staged; before its slot
+**    is reused a kernel re-hashes it and copies changed pages back to the range's own pages. Until
+**    that write-back has run, launches, copies and graphs that name the range wait for it.
+**  - Any launch that names a range while it is staged reads the staged copy, so all readers that
+**    the scan sees agree. Pointers the scan cannot see (stored in device memory) read the range's
+**    own pages: correct for read-only data, which is what is staged in practice (weights).
+**  - The arena is a tiered range of ours that never moves (inside the VRAM limit, made with an
+**    eviction like any fresh allocation), SPILLOVER_STREAM_BUDGET of the limit (default 25%).
+**  - Graph launches and captured streams are never rewritten (replays read in place; decode).
+**  - Any failure (no room, a copy refused, our module not loading) falls back to reading in
+**    place, and turns the engine off for the device when it cannot start at all.
+** SPILLOVER_STREAM=0 turns it off.
+*/
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+
+#include "sp.h"
+#include "stage_kernels.h"
+#include "stage_kernels_ptx.h"
+
+#define MAX_SLOTS 256
+#define SLOT_STREAMS 4         /* streams whose last read of a slot is tracked */
+#define MAX_FNS 4096           /* functions with a decision (open addressing) */
+#define SAMPLES 3              /* timed in-place launches per function before deciding */
+#define MAX_SAMPLES 32         /* timings in flight */
+#define LINK_GUESS_BPS 50e9    /* the link before the engine has measured its own copies */
+#define MIN_SAMPLE_BYTES (4ull << 20)
+#define LOOKAHEAD 64           /* ranges walked ahead per launch */
+#define MAX_LAUNCH_REFS 64
+#define MAX_FAILURES 8         /* stagings failed in a row before the engine stops for the device */
+#define MAX_ARG_BYTES 32768    /* kernel parameters a launch may carry (CUDA 12.1+: 32764) */
+#define STREAM_PER_THREAD ((CUstream)0x2)
+
+typedef struct slot {
+  sp_rec *r;     /* the range; NULL when it was freed while staged (nothing to write back) */
+  uint64_t off;  /* place in the arena */
+  uint64_t span; /* bytes */
+  int used, consumed, pinned;
+  CUevent start, ready;
+  CUevent use_ev[SLOT_STREAMS];
+  CUstream use_st[SLOT_STREAMS];
+  int nuse, timed;
+} slot;
+
+typedef struct engine {
+  int state; /* 0 not started, 1 running, -1 off for this device */
+  CUcontext ctx;
+  CUstream copy;
+  CUmodule mod;
+  CUfunction f_hash, f_writeback;
+  CUdeviceptr arena;   /* size bytes of slots, then one page of hashes and the write counter */
+  uint64_t size, head;
+  CUevent wb_done;     /* recorded after every write-back */
+  slot slots[MAX_SLOTS];
+  sp_rec *last;        /* the staged range the last launch read: successor learning */
+  double link_bps;     /* measured from our own copies */
+  int failures;        /* stagings failed in a row */
+} engine;
+
+typedef struct fn_decision {
+  const void *fn;
+  uint8_t samples;
+  int8_t stage; /* -1 undecided, 0 in place, 1 stage */
+  float ratio;  /* largest in-place time / link time seen */
+} fn_decision;
+
+typedef struct sample {
+  const void *fn;
+  CUevent a, b;
+  uint64_t host_bytes;
+  int live;
+} sample;
+
+static engine eng[SP_MAX_DEV];
+static fn_decision fns[MAX_FNS];
+static sample samples[MAX_SAMPLES];
+static int live; /* any slot in use or write-back pending: copies and graphs must check */
+
+/* ---- small helpers ----------------------------------------------------------------------- */
+
+static CUstream ptsz_stream(CUstream s, int ptsz) { return ptsz && !s ? STREAM_PER_THREAD : s; }
+
+static fn_decision *decision_of(const void *fn) {
+  size_t i = (size_t)(((uint64_t)(uintptr_t)fn * 0x9E3779B97F4A7C15ull) >> 20) & (MAX_FNS - 1);
+  for (size_t k = 0; k < MAX_FNS; k++, i = (i + 1) & (MAX_FNS - 1)) {
+    if (fns[i].fn == fn) return &fns[i];
+    if (!fns[i].fn) {
+      fns[i] = (fn_decision){fn, 0, -1, 0};
+      return &fns[i];
+    }
+  }
+  return NULL; /* full: undecided forever, reads in place */
+}
+
+static uint64_t host_bytes_of(const sp_rec *r) { return (uint64_t)(r->npages - r->nvram) * SP_PAGE; }
+
+static slot *slot_of(const sp_rec *r) {
+  if (!r->stage_slot || r->dev < 0 || r->dev >= SP_MAX_DEV) return NULL;
+  slot *s = &eng[r->dev].slots[r->stage_slot - 1];
+  return s->used && s->r == r ? s : NULL;
+}
+
+static CUresult wait_event(CUstream s, CUevent e) {
+  return sp_real.cuStreamWaitEvent ? sp_real.cuStreamWaitEvent(s, e, 0) : CUDA_ERROR_NOT_FOUND;
+}
+
+/* ---- timing samples: does a function re-read what it names? ------------------------------ */
+
+static void decide(const void *fn, double ratio, double link) {
+  fn_decision *d = decision_of(fn);
+  if (!d || d->stage >= 0) return;
+  if (ratio > d->ratio) d->ratio = (float)ratio;
+  if (++d->samples < SAMPLES) return;
+  d->stage = d->ratio >= sp_cfg.stream_ratio;
+  sp_log(SP_LOG_DEBUG, "stream: function %p %s (in place %.1fx the link time at %.1f GB/s)", fn,
+         d->stage ? "stages" : "reads in place", d->ratio, link / 1e9);
+}
+
+/* Lock held. Finished timings become decisions. */
+static void poll_samples(double link) {
+  if (link <= 0) link = LINK_GUESS_BPS;
+  for (int i = 0; i < MAX_SAMPLES; i++) {
+    sample *s = &samples[i];
+    if (!s->live || sp_real.cuEventQuery(s->b) == CUDA_ERROR_NOT_READY) continue;
+    float ms = 0;
+    s->live = 0;
+    if (sp_real.cuEventElapsedTime(&ms, s->a, s->b) != CUDA_SUCCESS) continue;
+    decide(s->fn, (double)ms * 1e-3 / ((double)s->host_bytes / link), link);
+  }
+}
+
+static sample *sample_start(const void *fn, CUstream s, uint64_t host_bytes) {
+  for (int i = 0; i < MAX_SAMPLES; i++) {
+    sample *x = &samples[i];
+    if (x->live) continue;
+    if (!x->a && (sp_real.cuEventCreate(&x->a, 0) != CUDA_SUCCESS || sp_real.cuEventCreate(&x->b, 0) != CUDA_SUCCESS))
+      return NULL;
+    if (sp_real.cuEventRecord(x->a, s) != CUDA_SUCCESS) return NULL;
+    *x = (sample){fn, x->a, x->b, host_bytes, 1};
+    return x;
+  }
+  return NULL;
+}
+
+/* ---- the engine of a device -------------------------------------------------------------- */
+
+/* Lock held. Our module, stream and events in the context, then the arena (made with an eviction
+** like a fresh allocation, so it lands in VRAM). */
+static int engine_start(engine *e, sp_dev *d, CUcontext ctx) {
+  e->state = -1;
+  e->ctx = ctx;
+  e->link_bps = LINK_GUESS_BPS;
+  if (!sp_real.cuStreamCreate || !sp_real.cuModuleLoadData || !sp_real.cuModuleGetFunction ||
+      !sp_real.cuStreamWaitEvent || !sp_real.cuEventElapsedTime || !sp_real.cuMemcpyDtoDAsync_v2)
+    return -1;
+  uint64_t budget = sp_size_resolve(&sp_cfg.stream_budget, d->limit, d->limit / 4) / SP_PAGE * SP_PAGE;
+  if (budget > d->limit / 2) budget = d->limit / 2 / SP_PAGE * SP_PAGE;
+  if (budget < 4 * SP_PAGE) {
+    sp_log(SP_LOG_INFO, "stream: a staging budget of %llu bytes is too small; reading host pages in place",
+           (unsigned long long)budget);
+    return -1;
+  }
+  if (sp_real.cuStreamCreate(&e->copy, CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS ||
+      sp_real.cuModuleLoadData(&e->mod, sp_stage_ptx) != CUDA_SUCCESS ||
+      sp_real.cuModuleGetFunction(&e->f_hash, e->mod, SP_STAGE_KERNEL_HASH) != CUDA_SUCCESS ||
+      sp_real.cuModuleGetFunction(&e->f_writeback, e->mod, SP_STAGE_KERNEL_WRITEBACK) != CUDA_SUCCESS ||
+      sp_real.cuEventCreate(&e->wb_done, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) {
+    sp_log(SP_LOG_WARN, "stream: the staging stream or kernels could not be set up; reading host pages in place");
+    return -1;
+  }
+  for (int i = 0; i < MAX_SLOTS; i++) {
+    slot *s = &e->slots[i];
+    if (sp_real.cuEventCreate(&s->start, 0) != CUDA_SUCCESS || sp_real.cuEventCreate(&s->ready, 0) != CUDA_SUCCESS)
+      return -1;
+    for (int k = 0; k < SLOT_STREAMS; k++)
+      if (sp_real.cuEventCreate(&s->use_ev[k], CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) return -1;
+  }
+  uint64_t pages = budget / SP_PAGE + 1; /* + the page of hashes */
+  sp_unlock();
+  sp_migrate_evict(d, pages); /* room first, as for any fresh allocation */
+  sp_lock();
+  CUdeviceptr va = 0;
+  if (sp_tiered_alloc(d, pages * SP_PAGE, 1, 1, &va) != CUDA_SUCCESS) return -1;
+  sp_rec *r = sp_table_find(va);
+  if (!r || r->nvram != r->npages) {
+    if (r) sp_tiered_release(r);
+    sp_log(SP_LOG_INFO, "stream: no VRAM for a %llu MiB staging arena; reading host pages in place",
+           (unsigned long long)(budget >> 20));
+    sp_g.stream_fallbacks++;
+    return -1;
+  }
+  r->movable = 0;
+  r->stage_arena = 1;
+  e->arena = va;
+  e->size = budget;
+  e->head = 0;
+  e->state = 1;
+  sp_g.stream_budget += budget;
+  sp_log(SP_LOG_INFO, "stream: staging arena of %llu MiB on device %d", (unsigned long long)(budget >> 20),
+         d->ordinal);
+  return 0;
+}
+
+static CUdeviceptr hashes_of(const engine *e, uint64_t off) { return e->arena + e->size + off / SP_PAGE * 8; }
+static CUdeviceptr written_counter(const engine *e) { return e->arena + e->size + SP_PAGE - 8; }
+
+static CUresult launch_ours(engine *e, CUfunction f, uint64_t npages, void **args) {
+  return sp_real.cuLaunchKernel(f, (unsigned)npages, 1, 1, 256, 1, 1, 0, e->copy, args, NULL);
+}
+
+/* Lock held. The slot leaves the ring: the copy stream waits for its last readers, writes back
+** the pages a kernel changed and marks the write-back done for later readers of the range. */
+static void unstage(engine *e, slot *s) {
+  for (int k = 0; k < s->nuse; k++) wait_event(e->copy, s->use_ev[k]);
+  if (s->r) {
+    CUdeviceptr src = e->arena + s->off, dst = s->r->va, hashes = hashes_of(e, s->off), written = written_counter(e);
+    uint64_t npages = s->span / SP_PAGE;
+    void *args[] = {&src, &dst, &npages, &hashes, &written};
+    if (launch_ours(e, e->f_writeback, npages, args) == CUDA_SUCCESS &&
+        sp_real.cuEventRecord(e->wb_done, e->copy) == CUDA_SUCCESS) {
+      s->r->stage_wb = 1;
+    } else { /* the written pages cannot come back: wait, then copy the whole slot back */
+      sp_log(SP_LOG_WARN, "stream: write-back kernel refused; copying the staged range back whole");
+      sp_real.cuMemcpyDtoDAsync_v2(dst, src, s->span, e->copy);
+      sp_real.cuStreamSynchronize(e->copy);
+    }
+    s->r->stage_slot = 0;
+    if (e->last == s->r) e->last = NULL;
+  }
+  if (s->timed && sp_real.cuEventQuery(s->ready) == CUDA_SUCCESS) {
+    float ms = 0;
+    if (sp_real.cuEventElapsedTime(&ms, s->start, s->ready) == CUDA_SUCCESS && ms > 0) {
+      sp_g.stream_copy_ns += (uint64_t)((double)ms * 1e6);
+      e->link_bps = (double)s->span / ((double)ms * 1e-3);
+    }
+  }
+  s->used = s->consumed = s->nuse = s->timed = 0;
+  s->r = NULL;
+}
+
+/* Lock held. Room for n bytes in the ring: the slots in the way leave, unless one is still needed
+** (read by the launch being prepared; while only prefetching, also the range read last and the
+** ranges staged ahead and not yet read). */
+static int64_t ring_take(engine *e, uint64_t n, int demand) {
+  if (n > e->size) return -1;
+  uint64_t off = e->head + n <= e->size ? e->head : 0;
+  for (int i = 0; i < MAX_SLOTS; i++) {
+    slot *s = &e->slots[i];
+    if (!s->used || s->off >= off + n || s->off + s->span <= off) continue;
+    if (s->pinned || (!demand && (!s->consumed || (s->r && s->r == e->last)))) return -1;
+  }
+  for (int i = 0; i < MAX_SLOTS; i++) {
+    slot *s = &e->slots[i];
+    if (s->used && s->off < off + n && s->off + s->span > off) unstage(e, s);
+  }
+  e->head = off + n;
+  return (int64_t)off;
+}
+
+/* Lock held. Copies r into a slot on the copy stream; the slot, or NULL (read in place). */
+static slot *stage(engine *e, sp_rec *r, int demand) {
+  int idx = -1;
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (!e->slots[i].used) {
+      idx = i;
+      break;
+    }
+  if (idx < 0) return NULL;
+  int64_t off = ring_take(e, r->span, demand);
+  if (off < 0) return NULL;
+  slot *s = &e->slots[idx];
+  CUdeviceptr dst = e->arena + (uint64_t)off, src = r->va, hashes = hashes_of(e, (uint64_t)off);
+  uint64_t npages = r->span / SP_PAGE;
+  void *args[] = {&dst, &npages, &hashes};
+  if (r->stage_wb && sp_real.cuEventQuery(e->wb_done) == CUDA_SUCCESS) r->stage_wb = 0;
+  s->timed = sp_real.cuEventRecord(s->start, e->copy) == CUDA_SUCCESS;
+  CUresult rc = sp_real.cuMemcpyDtoDAsync_v2(dst, src, r->span, e->copy);
+  if (rc == CUDA_SUCCESS) rc = launch_ours(e, e->f_hash, npages, args);
+  if (rc == CUDA_SUCCESS) rc = sp_real.cuEventRecord(s->ready, e->copy);
+  if (rc != CUDA_SUCCESS) {
+    sp_log(SP_LOG_DEBUG, "stream: staging %llu bytes at 0x%llx failed (CUresult %d); read in place",
+           (unsigned long long)r->span, (unsigned long long)r->va, rc);
+    sp_g.stream_fallbacks++;
+    e->head = (uint64_t)off; /* nothing lives there now */
+    if (++e->failures >= MAX_FAILURES) {
+      e->state = -1;
+      sp_log(SP_LOG_WARN, "stream: %d stagings in a row failed (CUresult %d); reading host pages in place from now on",
+             e->failures, rc);
+    }
+    sp_stats_publish();
+    return NULL;
+  }
+  s->r = r; /* the slot's events stay its own */
+  s->off = (uint64_t)off;
+  s->span = r->span;
+  s->used = 1;
+  s->consumed = s->pinned = s->nuse = 0;
+  r->stage_slot = idx + 1;
+  e->failures = 0;
+  live = 1;
+  sp_g.stream_staged_bytes += r->span;
+  sp_g.stream_staged_ranges++;
+  if (demand) sp_g.stream_late++;
+  return s;
+}
+
+/* ---- a launch ---------------------------------------------------------------------------- */
+
+static __thread unsigned char arg_copy[MAX_ARG_BYTES];
+static __thread void *param_ptrs[1024];
+static __thread void *extra_new[8];
+static __thread size_t extra_len;
+
+/* No locks held, before the fence. Starts the engine of the current device when a function that
+** stages is about to be launched (the start may evict, which takes the fence). */
+void sp_stream_prepare(CUfunction f) {
+  if (!sp_cfg.stream || !sp_host_tier_used()) return;
+  CUcontext ctx = NULL;
+  if (sp_real.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || !ctx) return;
+  sp_lock();
+  poll_samples(LINK_GUESS_BPS);
+  fn_decision *fd = decision_of(f);
+  int stages = fd && fd->stage == 1;
+  sp_unlock();
+  sp_dev *d = stages ? sp_dev_current() : NULL;
+  if (!d || !d->tiering || sp_capturing_anywhere()) return;
+  sp_lock();
+  if (eng[d->ordinal].state == 0) engine_start(&eng[d->ordinal], d, ctx);
+  sp_unlock();
+}
+
+/* Fence held. Rewrites the launch to read staged copies where that pays (see the top); on return
+** L says what to launch with. */
+void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, void **params, void **extra) {
+  L->params = params;
+  L->extra = extra;
+  L->nslots = 0;
+  L->sample = NULL;
+  L->dev = -1;
+  L->stream = L->stream_for_sample = ptsz_stream(s, ptsz);
+  if (!sp_cfg.stream || !f || (!params && !extra)) return;
+  if (!live && !sp_host_tier_used()) return;
+  if (sp_capturing_anywhere() && sp_stream_capturing(s)) return;
+  s = ptsz_stream(s, ptsz);
+  sp_param_ref refs[MAX_LAUNCH_REFS];
+  sp_lock();
+  int n = sp_scan_params(f, params, extra, refs, MAX_LAUNCH_REFS);
+  if (n <= 0) {
+    sp_unlock();
+    return;
+  }
+  int dev = refs[0].r->dev;
+  engine *e = &eng[dev];
+  CUcontext ctx = NULL;
+  int running = e->state == 1 && sp_real.cuCtxGetCurrent(&ctx) == CUDA_SUCCESS && ctx == e->ctx;
+  poll_samples(e->link_bps);
+  fn_decision *fd = decision_of(f);
+  uint64_t host = 0;
+  int nslot = 0;
+  slot *use[MAX_LAUNCH_REFS];
+  sp_rec *used_r[MAX_LAUNCH_REFS];
+  for (int i = 0; i < n; i++) {
+    sp_rec *r = refs[i].r;
+    int seen = 0;
+    for (int k = 0; k < i; k++) seen |= refs[k].r == r;
+    if (seen || r->dev != dev) continue;
+    slot *sl = running ? slot_of(r) : NULL;
+    if (!sl && running && fd && fd->stage == 1 && host_bytes_of(r) && r->span <= e->size / 2 && !r->stage_arena)
+      sl = stage(e, r, 1);
+    if (sl && sl->nuse == SLOT_STREAMS) {
+      int known = 0;
+      for (int k = 0; k < sl->nuse; k++) known |= sl->use_st[k] == s;
+      if (!known) sl = NULL; /* too many readers to track: this launch reads in place */
+    }
+    if (sl) {
+      sl->pinned = 1;
+      use[nslot] = sl;
+      used_r[nslot++] = r;
+      continue;
+    }
+    host += host_bytes_of(r);
+    if (r->stage_wb) { /* its write-back may still be running on the copy stream */
+      if (sp_real.cuEventQuery(e->wb_done) == CUDA_SUCCESS) r->stage_wb = 0;
+      else wait_event(s, e->wb_done);
+    }
+  }
+  if (host && !nslot) sp_g.stream_inplace++;
+  if (fd && fd->stage < 0 && host >= MIN_SAMPLE_BYTES && !nslot) L->sample = sample_start(f, s, host);
+  if (!nslot) {
+    sp_unlock();
+    return;
+  }
+  /* The rewritten parameters: every word that named a staged range names the same offset in its
+  ** slot. Parameters are copied whole (their sizes from the layout) into this thread's buffer. */
+  size_t used_bytes = 0;
+  int ok = 1;
+  if (params) {
+    uint32_t np = 0;
+    const uint32_t *lay = sp_scan_layout(f, &np);
+    if (!lay || np > 1024) ok = 0;
+    for (uint32_t i = 0; ok && i < np; i++) param_ptrs[i] = params[i];
+    for (int i = 0; ok && i < n; i++) {
+      int k = 0;
+      while (k < nslot && used_r[k] != refs[i].r) k++;
+      if (k == nslot) continue;
+      uint32_t p = refs[i].param, size = lay[2 * p + 1];
+      if (param_ptrs[p] == params[p]) { /* first word of this parameter: copy it */
+        if (used_bytes + size > MAX_ARG_BYTES) {
+          ok = 0;
+          break;
+        }
+        memcpy(arg_copy + used_bytes, params[p], size);
+        param_ptrs[p] = arg_copy + used_bytes;
+        used_bytes += (size + 7) & ~(size_t)7;
+      }
+      CUdeviceptr v = refs[i].value - refs[i].r->va + e->arena + use[k]->off;
+      memcpy((unsigned char *)param_ptrs[p] + refs[i].off, &v, sizeof(v));
+    }
+    if (ok) L->params = param_ptrs;
+  } else {
+    const unsigned char *buf = NULL;
+    size_t len = 0;
+    int m = 0;
+    for (; m < 6 && extra[m] != CU_LAUNCH_PARAM_END; m += 2) {
+      if (extra[m] == CU_LAUNCH_PARAM_BUFFER_POINTER) buf = extra[m + 1];
+      else if (extra[m] == CU_LAUNCH_PARAM_BUFFER_SIZE && extra[m + 1]) len = *(const size_t *)extra[m + 1];
+    }
+    if (!buf || len > MAX_ARG_BYTES) ok = 0;
+    if (ok) {
+      memcpy(arg_copy, buf, len);
+      for (int i = 0; i < n; i++) {
+        int k = 0;
+        while (k < nslot && used_r[k] != refs[i].r) k++;
+        if (k == nslot) continue;
+        CUdeviceptr v = refs[i].value - refs[i].r->va + e->arena + use[k]->off;
+        memcpy(arg_copy + refs[i].off, &v, sizeof(v));
+      }
+      extra_len = len;
+      extra_new[0] = CU_LAUNCH_PARAM_BUFFER_POINTER;
+      extra_new[1] = arg_copy;
+      extra_new[2] = CU_LAUNCH_PARAM_BUFFER_SIZE;
+      extra_new[3] = &extra_len;
+      extra_new[4] = CU_LAUNCH_PARAM_END;
+      L->extra = extra_new;
+    }
+  }
+  for (int k = 0; k < nslot && ok; k++) ok = wait_event(s, use[k]->ready) == CUDA_SUCCESS;
+  if (!ok) { /* read in place after all (the slots stay staged for the next launch) */
+    for (int k = 0; k < nslot; k++) use[k]->pinned = 0;
+    L->params = params;
+    L->extra = extra;
+    sp_g.stream_inplace++;
+    sp_unlock();
+    return;
+  }
+  L->dev = dev;
+  L->stream = s;
+  L->nslots = nslot;
+  for (int k = 0; k < nslot; k++) L->slots[k] = (int)(use[k] - e->slots);
+  sp_unlock();
+}
+
+/* Lock held. The successor chain from the range last read: stage what comes next while there
+** is room that no launch still needs. */
+static void prefetch(engine *e) {
+  uint64_t ahead = 0; /* bytes staged and not yet read: at most half the arena */
+  for (int i = 0; i < MAX_SLOTS; i++)
+    if (e->slots[i].used && !e->slots[i].consumed) ahead += e->slots[i].span;
+  sp_rec *r = e->last;
+  for (int step = 0; r && step < LOOKAHEAD; step++) {
+    sp_rec *next = r->stage_next_va ? sp_table_find(r->stage_next_va) : NULL;
+    if (!next || next->buffer_id != r->stage_next_id || next->dying || next == e->last) return;
+    r = next;
+    if (slot_of(r) || !host_bytes_of(r) || r->span > e->size / 2) continue;
+    if (ahead + r->span > e->size / 2 || !stage(e, r, 0)) return;
+    ahead += r->span;
+  }
+}
+
+/* Fence held. After the real launch: the slots' last reader on this stream, the successor chain,
+** the next stagings; the timing sample's end. */
+void sp_stream_after(sp_stream_launch *L, CUresult rc) {
+  if (L->sample) sp_real.cuEventRecord(L->sample->b, L->stream_for_sample);
+  if (!L->nslots) return;
+  sp_lock();
+  engine *e = &eng[L->dev];
+  for (int k = 0; k < L->nslots; k++) {
+    slot *s = &e->slots[L->slots[k]];
+    s->pinned = 0;
+    if (rc != CUDA_SUCCESS || !s->used) continue;
+    int j = 0;
+    while (j < s->nuse && s->use_st[j] != L->stream) j++;
+    if (j == s->nuse && s->nuse < SLOT_STREAMS) s->use_st[s->nuse++] = L->stream;
+    if (j < s->nuse) sp_real.cuEventRecord(s->use_ev[j], L->stream);
+    s->consumed = 1;
+    sp_g.stream_hits++;
+    sp_rec *r = s->r;
+    if (r && e->last && e->last != r) {
+      e->last->stage_next_va = r->va;
+      e->last->stage_next_id = r->buffer_id;
+    }
+    if (r) e->last = r;
+  }
+  if (rc == CUDA_SUCCESS) prefetch(e);
+  static uint64_t last_publish;
+  uint64_t now = sp_now_ns();
+  if (now - last_publish > 20000000ull) { /* the stats record, at most every 20 ms from here */
+    last_publish = now;
+    sp_stats_publish();
+  }
+  sp_unlock();
+}
+
+/* ---- other readers and writers of staged ranges ------------------------------------------ */
+
+void sp_stream_stats(void);
+
+/* Lock held. The range's slot leaves now and the write-back has finished when this returns: a
+** copy, memset, graph launch or free sees the range's own pages up to date. */
+static void settle(sp_rec *r) {
+  if (r->dev < 0 || r->dev >= SP_MAX_DEV) return;
+  engine *e = &eng[r->dev];
+  if (e->state != 1) return;
+  slot *s = slot_of(r);
+  if (s) unstage(e, s);
+  if (r->stage_wb) {
+    sp_real.cuEventSynchronize(e->wb_done);
+    r->stage_wb = 0;
+    sp_stream_stats(); /* a synchronisation point anyway: the write-back count is exact here */
+  }
+  sp_stats_publish();
+}
+
+void sp_stream_touch(CUdeviceptr p) {
+  if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || !p) return;
+  sp_lock();
+  sp_rec *r = sp_table_containing(p);
+  if (r && r->tiered && (r->stage_slot || r->stage_wb)) settle(r);
+  sp_unlock();
+}
+
+void sp_stream_touch_refs(const sp_refs *refs) {
+  if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || !refs) return;
+  sp_lock();
+  for (size_t i = 0; i < refs->n; i++) {
+    sp_rec *r = sp_table_find(refs->v[i].va);
+    if (r && r->tiered && (r->stage_slot || r->stage_wb)) settle(r);
+  }
+  sp_unlock();
+}
+
+/* Lock held: r is about to be unmapped. Nothing of ours may still read or write it. */
+void sp_stream_forget(sp_rec *r) {
+  if (!r->stage_slot && !r->stage_wb) return;
+  if (r->dev < 0 || r->dev >= SP_MAX_DEV || eng[r->dev].state != 1) return;
+  engine *e = &eng[r->dev];
+  slot *s = slot_of(r);
+  if (s) {
+    sp_real.cuEventSynchronize(s->ready); /* the staging copy reads r */
+    s->r = NULL;                          /* freed: nothing to write back */
+  }
+  if (r->stage_wb) sp_real.cuEventSynchronize(e->wb_done);
+  if (e->last == r) e->last = NULL;
+  r->stage_slot = 0;
+  r->stage_wb = 0;
+}
+
+/* Lock held: the write-back counter (a synchronous read; stats only). */
+void sp_stream_stats(void) {
+  uint64_t total = 0;
+  for (int i = 0; i < SP_MAX_DEV; i++) {
+    engine *e = &eng[i];
+    uint64_t w = 0;
+    if (e->state == 1 && sp_real.cuMemcpyDtoH_v2 && !sp_capturing_anywhere() &&
+        sp_real.cuMemcpyDtoH_v2(&w, written_counter(e), sizeof(w)) == CUDA_SUCCESS)
+      total += w;
+  }
+  sp_g.stream_writeback_pages = total;
+}
+
+/* Child of fork: the parent's driver objects are not ours. */
+void sp_stream_after_fork(void) {
+  memset(eng, 0, sizeof(eng));
+  memset(fns, 0, sizeof(fns));
+  memset(samples, 0, sizeof(samples));
+  live = 0;
+}

@@ -1,0 +1,188 @@
+/*
+** t_stream.c: the streaming engine (native/src/stream.c) on the fake driver, whose kernels run on
+** the CPU and fault on unmapped pages. Run with the interposer test budget (SPILLOVER_VRAM_LIMIT=64M
+** SPILLOVER_VRAM_RESERVE=16M), SPILLOVER_MIGRATE=0 (pages stay where they are put) and
+** SPILLOVER_STREAM_RATIO=0 (every function stages after its timed in-place launches: the fake's
+** CPU kernels are no measure of a GPU's):
+**  exact     a host-resident range read by repeated launches is staged, read from the staged copy,
+**            and every word the kernels see is the range's own
+**  written   a kernel writes a staged range; a copy out of it sees the new words (written back)
+**  ring      six ranges in a repeating fill/verify sequence cycle through a smaller arena: later
+**            rounds are staged ahead (no late stagings), written pages come back on reuse, every
+**            word of every range is right at the end
+**  streams   two streams read the same staged range alternately
+**  fallback  the staging copy fails: launches read in place, counted as fallbacks, words right
+**  off       SPILLOVER_STREAM=0: nothing staged, the same words
+**  free      a staged range freed and a new one made: nothing of the old one is written back
+*/
+#include "t_kernels.h"
+
+static t_location_fn loc;
+
+/* VRAM full of the driver's small allocations while the ranges are made: they land in host memory. */
+static CUdeviceptr smalls[31];
+static void in_host(CUdeviceptr *p, int n, size_t bytes) {
+  for (int i = 0; i < 31; i++) CU(cuMemAlloc_v2(&smalls[i], 2 * MiB));
+  for (int i = 0; i < n; i++) {
+    CU(cuMemAlloc_v2(&p[i], bytes));
+    CHECK(t_pages_in(loc, p[i], bytes, 2) == (int)(bytes / PAGE), "setup: range %d not in host memory", i);
+  }
+  for (int i = 0; i < 31; i++) CU(cuMemFree_v2(smalls[i]));
+}
+
+static unsigned long long word_at(CUdeviceptr p, size_t off) {
+  unsigned long long w = 0;
+  CU(cuMemcpyDtoH_v2(&w, p + off, sizeof(w)));
+  return w;
+}
+
+static int exact(int expect_staging) {
+  kernels();
+  CUdeviceptr w;
+  in_host(&w, 1, 8 * MiB);
+  fill(w, 8 * MiB, 7);
+  for (int i = 0; i < 10; i++) verify_launch(w, 8 * MiB, 7, i & 1);
+  CHECK(bad_words() == 0, "%llu words wrong", bad_words());
+  CHECK(word_at(w, 3 * MiB) == spill_pattern(7, 3 * MiB / 8), "a copy out reads another word"); /* settles */
+  sp_stats s = t_stats();
+  if (expect_staging) {
+    CHECK(s.stream.staged_ranges >= 1 && s.stream.staged_bytes >= 8 * MiB, "staged %llu ranges, %llu bytes",
+          (unsigned long long)s.stream.staged_ranges, (unsigned long long)s.stream.staged_bytes);
+    CHECK(s.stream.stage_hits >= 7, "only %llu launches read the staged copy", (unsigned long long)s.stream.stage_hits);
+    CHECK(s.stream.budget_bytes == 16 * MiB, "budget %llu", (unsigned long long)s.stream.budget_bytes);
+  } else {
+    CHECK(s.stream.staged_ranges == 0 && s.stream.stage_hits == 0 && s.stream.budget_bytes == 0,
+          "SPILLOVER_STREAM=0 staged %llu ranges", (unsigned long long)s.stream.staged_ranges);
+  }
+  CHECK(t_pages_in(loc, w, 8 * MiB, 2) == 4, "the range's own pages moved");
+  CU(cuMemFree_v2(w));
+  printf("ok %s\n", expect_staging ? "exact" : "off");
+  return 0;
+}
+
+static int written(void) {
+  kernels();
+  CUdeviceptr w;
+  in_host(&w, 1, 8 * MiB);
+  for (int i = 0; i < 3; i++) fill(w, 8 * MiB, 1); /* fill's timed in-place launches */
+  for (int i = 0; i < 5; i++) verify_launch(w, 8 * MiB, 1, 0);
+  CHECK(word_at(w, 0) == spill_pattern(1, 0) && t_stats().stream.stage_hits >= 1, "not staged");
+  fill(w, 8 * MiB, 2); /* writes the staged copy */
+  verify_launch(w, 8 * MiB, 2, 0);
+  CHECK(bad_words() == 0, "the staged copy: %llu words wrong", bad_words());
+  CHECK(word_at(w, 5 * MiB + 8) == spill_pattern(2, 5 * MiB / 8 + 1), "the written words did not come back");
+  sp_stats s = t_stats();
+  CHECK(s.stream.writeback_pages == 4, "write-back pages %llu, want 4", (unsigned long long)s.stream.writeback_pages);
+  verify_launch(w, 8 * MiB, 2, 1); /* staged again, from the written-back pages */
+  CHECK(bad_words() == 0, "after write-back: %llu words wrong", bad_words());
+  CU(cuMemFree_v2(w));
+  printf("ok written\n");
+  return 0;
+}
+
+static int ring(void) {
+  kernels();
+  enum { N = 6 };
+  CUdeviceptr r[N];
+  in_host(r, N, 4 * MiB); /* 24 MiB through a 16 MiB arena */
+  unsigned long long late_after_3 = 0, staged_after_3 = 0;
+  for (int round = 0; round < 8; round++) {
+    for (int i = 0; i < N; i++) {
+      fill(r[i], 4 * MiB, 100 * round + i);
+      verify_launch(r[i], 4 * MiB, 100 * round + i, 0);
+    }
+    if (round == 3) {
+      word_at(r[0], 0); /* settles one range: the stats record is written */
+      sp_stats s = t_stats();
+      late_after_3 = s.stream.late_stages;
+      staged_after_3 = s.stream.staged_ranges;
+    }
+  }
+  CHECK(bad_words() == 0, "%llu words wrong", bad_words());
+  word_at(r[0], 0);
+  sp_stats s = t_stats();
+  CHECK(s.stream.staged_ranges > staged_after_3 + 8, "rounds 4-7 staged %llu ranges",
+        (unsigned long long)(s.stream.staged_ranges - staged_after_3));
+  /* one late staging: the copy that read the stats after round 3 settled r[0], so round 4 restaged it */
+  CHECK(s.stream.late_stages <= late_after_3 + 1, "rounds 4-7: %llu late stagings, want 1 (staged ahead)",
+        (unsigned long long)(s.stream.late_stages - late_after_3));
+  for (int i = 0; i < N; i++) {
+    verify_launch(r[i], 4 * MiB, 700 + i, 0);
+    CHECK(word_at(r[i], 3 * MiB + 16) == spill_pattern(700 + i, 3 * MiB / 8 + 2), "range %d: last fill not in place", i);
+  }
+  CHECK(bad_words() == 0, "%llu words wrong at the end", bad_words());
+  for (int i = 0; i < N; i++) CU(cuMemFree_v2(r[i]));
+  printf("ok ring\n");
+  return 0;
+}
+
+static int streams(void) {
+  kernels();
+  CUdeviceptr w;
+  CUstream a, b;
+  CU(cuStreamCreate(&a, 0));
+  CU(cuStreamCreate(&b, 0));
+  in_host(&w, 1, 8 * MiB);
+  fill(w, 8 * MiB, 5);
+  for (int i = 0; i < 12; i++) {
+    unsigned long long n = 8 * MiB / 8, seed = 5, off = 0;
+    void *args[] = {&w, &n, &seed, &off, &bad_counter};
+    CU(cuLaunchKernel(k_verify, 1, 1, 1, 1, 1, 1, 0, i & 1 ? b : a, args, NULL));
+  }
+  CU(cuStreamSynchronize(a));
+  CU(cuStreamSynchronize(b));
+  CHECK(bad_words() == 0, "%llu words wrong", bad_words());
+  CHECK(word_at(w, 0) == spill_pattern(5, 0), "a copy out reads another word");
+  CHECK(t_stats().stream.stage_hits >= 8, "hits %llu", (unsigned long long)t_stats().stream.stage_hits);
+  CU(cuMemFree_v2(w));
+  printf("ok streams\n");
+  return 0;
+}
+
+static int fallback(void) {
+  kernels();
+  CUdeviceptr w;
+  in_host(&w, 1, 8 * MiB);
+  fill(w, 8 * MiB, 9);
+  for (int i = 0; i < 8; i++) verify_launch(w, 8 * MiB, 9, 0);
+  CHECK(bad_words() == 0, "%llu words wrong", bad_words());
+  sp_stats s = t_stats();
+  CHECK(s.stream.fallbacks >= 1 && s.stream.stage_hits == 0, "fallbacks %llu hits %llu",
+        (unsigned long long)s.stream.fallbacks, (unsigned long long)s.stream.stage_hits);
+  CU(cuMemFree_v2(w));
+  printf("ok fallback\n");
+  return 0;
+}
+
+static int freed(void) {
+  kernels();
+  CUdeviceptr w, v;
+  in_host(&w, 1, 8 * MiB);
+  for (int i = 0; i < 3; i++) fill(w, 8 * MiB, 3);
+  for (int i = 0; i < 5; i++) verify_launch(w, 8 * MiB, 3, 0);
+  fill(w, 8 * MiB, 4); /* the staged copy is written, then the range is freed */
+  CU(cuMemFree_v2(w));
+  in_host(&v, 1, 8 * MiB);
+  fill(v, 8 * MiB, 6);
+  for (int i = 0; i < 5; i++) verify_launch(v, 8 * MiB, 6, 0);
+  CHECK(bad_words() == 0, "%llu words wrong", bad_words());
+  CHECK(word_at(v, MiB) == spill_pattern(6, MiB / 8), "the new range reads old words");
+  CU(cuMemFree_v2(v));
+  printf("ok free\n");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *s = argc > 1 ? argv[1] : "";
+  loc = t_location();
+  t_setup();
+  if (!strcmp(s, "exact")) return exact(1);
+  if (!strcmp(s, "off")) return exact(0);
+  if (!strcmp(s, "written")) return written();
+  if (!strcmp(s, "ring")) return ring();
+  if (!strcmp(s, "streams")) return streams();
+  if (!strcmp(s, "fallback")) return fallback();
+  if (!strcmp(s, "free")) return freed();
+  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free\n");
+  return 2;
+}

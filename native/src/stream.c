@@ -23,7 +23,8 @@
 **    own pages: correct for read-only data, which is what is staged in practice (weights).
 **  - The arena is a tiered range of ours that never moves (inside the VRAM limit, made with an
 **    eviction like any fresh allocation), SPILLOVER_STREAM_BUDGET of the limit (default 25%).
-**  - Graph launches and captured streams are never rewritten (replays read in place; decode).
+**  - Graph launches and launches while a capture runs are never rewritten (replays read in place:
+**    graphs are what decode loops use); a graph launch settles the staged ranges it names first.
 **  - Any failure (no room, a copy refused, our module not loading) falls back to reading in
 **    place, and turns the engine off for the device when it cannot start at all.
 ** SPILLOVER_STREAM=0 turns it off.
@@ -358,7 +359,9 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   L->stream = L->stream_for_sample = ptsz_stream(s, ptsz);
   if (!sp_cfg.stream || !f || (!params && !extra)) return;
   if (!live && !sp_host_tier_used()) return;
-  if (sp_capturing_anywhere() && sp_stream_capturing(s)) return;
+  /* While any stream captures, nothing: a capture in global mode is invalidated by many calls
+  ** from any thread, and replays read in place anyway. */
+  if (sp_capturing_anywhere()) return;
   s = ptsz_stream(s, ptsz);
   sp_param_ref refs[MAX_LAUNCH_REFS];
   sp_lock();
@@ -550,7 +553,7 @@ static void settle(sp_rec *r) {
 }
 
 void sp_stream_touch(CUdeviceptr p) {
-  if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || !p) return;
+  if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || !p || sp_capturing_anywhere()) return;
   sp_lock();
   sp_rec *r = sp_table_containing(p);
   if (r && r->tiered && (r->stage_slot || r->stage_wb)) settle(r);
@@ -558,7 +561,7 @@ void sp_stream_touch(CUdeviceptr p) {
 }
 
 void sp_stream_touch_refs(const sp_refs *refs) {
-  if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || !refs) return;
+  if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || !refs || sp_capturing_anywhere()) return;
   sp_lock();
   for (size_t i = 0; i < refs->n; i++) {
     sp_rec *r = sp_table_find(refs->v[i].va);

@@ -191,6 +191,7 @@ typedef struct sp_rec {
   /* the streaming engine (stream.c) */
   int stage_slot;   /* 1 + its staging slot while staged, else 0 */
   int stage_wb;     /* a write-back of a staged copy may still be running */
+  int stage_clean;  /* no launch or copy has named it in place since it was last staged */
   int stage_arena;  /* this range is a staging arena */
   CUdeviceptr stage_next_va; /* the staged range read after this one last time */
   uint64_t stage_next_id;
@@ -307,6 +308,7 @@ void sp_sync_ctx(CUcontext ctx); /* cuCtxSynchronize on ctx (pushed if not curre
 typedef struct sp_stream_launch {
   void **params, **extra; /* what to launch with */
   int dev, nslots;
+  int stages; /* the function re-reads: its launches stage and prefetch */
   CUstream stream, stream_for_sample;
   struct sample *sample;
   int slots[SP_STREAM_MAX_SLOTS_PER_LAUNCH];

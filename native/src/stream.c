@@ -46,6 +46,7 @@
 #define MIN_SAMPLE_BYTES (4ull << 20)
 #define LOOKAHEAD 64           /* ranges walked ahead per launch */
 #define MAX_LAUNCH_REFS 64
+#define MIN_ARENA (4 * SP_PAGE) /* a smaller staging arena is not worth its copies */
 #define MAX_FAILURES 8         /* stagings failed in a row before the engine stops for the device */
 #define MAX_ARG_BYTES 32768    /* kernel parameters a launch may carry (CUDA 12.1+: 32764) */
 #define STREAM_PER_THREAD ((CUstream)0x2)
@@ -70,6 +71,7 @@ typedef struct engine {
   CUdeviceptr arena;   /* size bytes of slots, then one page of hashes and the write counter */
   uint64_t size, head;
   CUevent wb_done;     /* recorded after every write-back */
+  CUevent order;       /* a program stream's point a staging copy waits for */
   slot slots[MAX_SLOTS];
   sp_rec *last;        /* the staged range the last launch read: successor learning */
   double link_bps;     /* measured from our own copies */
@@ -174,7 +176,7 @@ static int engine_start(engine *e, sp_dev *d, CUcontext ctx) {
     return -1;
   uint64_t budget = sp_size_resolve(&sp_cfg.stream_budget, d->limit, d->limit / 4) / SP_PAGE * SP_PAGE;
   if (budget > d->limit / 2) budget = d->limit / 2 / SP_PAGE * SP_PAGE;
-  if (budget < 4 * SP_PAGE) {
+  if (budget < MIN_ARENA) {
     sp_log(SP_LOG_INFO, "stream: a staging budget of %llu bytes is too small; reading host pages in place",
            (unsigned long long)budget);
     return -1;
@@ -183,7 +185,8 @@ static int engine_start(engine *e, sp_dev *d, CUcontext ctx) {
       sp_real.cuModuleLoadData(&e->mod, sp_stage_ptx) != CUDA_SUCCESS ||
       sp_real.cuModuleGetFunction(&e->f_hash, e->mod, SP_STAGE_KERNEL_HASH) != CUDA_SUCCESS ||
       sp_real.cuModuleGetFunction(&e->f_writeback, e->mod, SP_STAGE_KERNEL_WRITEBACK) != CUDA_SUCCESS ||
-      sp_real.cuEventCreate(&e->wb_done, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) {
+      sp_real.cuEventCreate(&e->wb_done, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS ||
+      sp_real.cuEventCreate(&e->order, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) {
     sp_log(SP_LOG_WARN, "stream: the staging stream or kernels could not be set up; reading host pages in place");
     return -1;
   }
@@ -198,8 +201,19 @@ static int engine_start(engine *e, sp_dev *d, CUcontext ctx) {
   sp_unlock();
   sp_migrate_evict(d, pages); /* room first, as for any fresh allocation */
   sp_lock();
+  /* Never the reserve: late allocations (activations, graph pools) land there. What room there
+  ** is above it, if not all that was asked for. */
+  uint64_t room = sp_vram_room(d, 0);
+  if (room < pages) {
+    pages = room;
+    budget = (pages ? pages - 1 : 0) * SP_PAGE;
+  }
   CUdeviceptr va = 0;
-  if (sp_tiered_alloc(d, pages * SP_PAGE, 1, 1, &va) != CUDA_SUCCESS) return -1;
+  if (budget < MIN_ARENA || sp_tiered_alloc(d, pages * SP_PAGE, 0, 1, &va) != CUDA_SUCCESS) {
+    sp_log(SP_LOG_INFO, "stream: no VRAM above the reserve for a staging arena; reading host pages in place");
+    sp_g.stream_fallbacks++;
+    return -1;
+  }
   sp_rec *r = sp_table_find(va);
   if (!r || r->nvram != r->npages) {
     if (r) sp_tiered_release(r);
@@ -276,8 +290,10 @@ static int64_t ring_take(engine *e, uint64_t n, int demand) {
   return (int64_t)off;
 }
 
-/* Lock held. Copies r into a slot on the copy stream; the slot, or NULL (read in place). */
-static slot *stage(engine *e, sp_rec *r, int demand) {
+/* Lock held. Copies r into a slot on the copy stream; the slot, or NULL (read in place). Unless
+** nothing has named r in place since its last staging (weights, in a repeating workload), the copy
+** first waits for what stream s has enqueued so far: a kernel there may still be writing r. */
+static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
   int idx = -1;
   for (int i = 0; i < MAX_SLOTS; i++)
     if (!e->slots[i].used) {
@@ -292,8 +308,13 @@ static slot *stage(engine *e, sp_rec *r, int demand) {
   uint64_t npages = r->span / SP_PAGE;
   void *args[] = {&dst, &npages, &hashes};
   if (r->stage_wb && sp_real.cuEventQuery(e->wb_done) == CUDA_SUCCESS) r->stage_wb = 0;
+  CUresult rc = CUDA_SUCCESS;
+  if (!r->stage_clean) {
+    rc = sp_real.cuEventRecord(e->order, s_prog);
+    if (rc == CUDA_SUCCESS) rc = wait_event(e->copy, e->order);
+  }
   s->timed = sp_real.cuEventRecord(s->start, e->copy) == CUDA_SUCCESS;
-  CUresult rc = sp_real.cuMemcpyDtoDAsync_v2(dst, src, r->span, e->copy);
+  if (rc == CUDA_SUCCESS) rc = sp_real.cuMemcpyDtoDAsync_v2(dst, src, r->span, e->copy);
   if (rc == CUDA_SUCCESS) rc = launch_ours(e, e->f_hash, npages, args);
   if (rc == CUDA_SUCCESS) rc = sp_real.cuEventRecord(s->ready, e->copy);
   if (rc != CUDA_SUCCESS) {
@@ -315,6 +336,7 @@ static slot *stage(engine *e, sp_rec *r, int demand) {
   s->used = 1;
   s->consumed = s->pinned = s->nuse = 0;
   r->stage_slot = idx + 1;
+  r->stage_clean = 1;
   e->failures = 0;
   live = 1;
   sp_g.stream_staged_bytes += r->span;
@@ -387,7 +409,7 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
     if (seen || r->dev != dev) continue;
     slot *sl = running ? slot_of(r) : NULL;
     if (!sl && running && fd && fd->stage == 1 && host_bytes_of(r) && r->span <= e->size / 2 && !r->stage_arena)
-      sl = stage(e, r, 1);
+      sl = stage(e, r, 1, s);
     if (sl && sl->nuse == SLOT_STREAMS) {
       int known = 0;
       for (int k = 0; k < sl->nuse; k++) known |= sl->use_st[k] == s;
@@ -400,6 +422,7 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
       continue;
     }
     host += host_bytes_of(r);
+    r->stage_clean = 0; /* read in place: it may be written */
     if (r->stage_wb) { /* its write-back may still be running on the copy stream */
       if (sp_real.cuEventQuery(e->wb_done) == CUDA_SUCCESS) r->stage_wb = 0;
       else wait_event(s, e->wb_done);
@@ -477,13 +500,14 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   L->dev = dev;
   L->stream = s;
   L->nslots = nslot;
+  L->stages = fd && fd->stage == 1;
   for (int k = 0; k < nslot; k++) L->slots[k] = (int)(use[k] - e->slots);
   sp_unlock();
 }
 
 /* Lock held. The successor chain from the range last read: stage what comes next while there
 ** is room that no launch still needs. */
-static void prefetch(engine *e) {
+static void prefetch(engine *e, CUstream s_prog) {
   uint64_t ahead = 0; /* bytes staged and not yet read: at most half the arena */
   for (int i = 0; i < MAX_SLOTS; i++)
     if (e->slots[i].used && !e->slots[i].consumed) ahead += e->slots[i].span;
@@ -493,7 +517,7 @@ static void prefetch(engine *e) {
     if (!next || next->buffer_id != r->stage_next_id || next->dying || next == e->last) return;
     r = next;
     if (slot_of(r) || !host_bytes_of(r) || r->span > e->size / 2) continue;
-    if (ahead + r->span > e->size / 2 || !stage(e, r, 0)) return;
+    if (ahead + r->span > e->size / 2 || !stage(e, r, 0, s_prog)) return;
     ahead += r->span;
   }
 }
@@ -515,14 +539,14 @@ void sp_stream_after(sp_stream_launch *L, CUresult rc) {
     if (j < s->nuse) sp_real.cuEventRecord(s->use_ev[j], L->stream);
     s->consumed = 1;
     sp_g.stream_hits++;
-    sp_rec *r = s->r;
+    sp_rec *r = L->stages ? s->r : NULL; /* the order of a re-reading pass, not of decode */
     if (r && e->last && e->last != r) {
       e->last->stage_next_va = r->va;
       e->last->stage_next_id = r->buffer_id;
     }
     if (r) e->last = r;
   }
-  if (rc == CUDA_SUCCESS) prefetch(e);
+  if (rc == CUDA_SUCCESS && L->stages) prefetch(e, L->stream);
   static uint64_t last_publish;
   uint64_t now = sp_now_ns();
   if (now - last_publish > 20000000ull) { /* the stats record, at most every 20 ms from here */
@@ -539,6 +563,7 @@ void sp_stream_stats(void);
 /* Lock held. The range's slot leaves now and the write-back has finished when this returns: a
 ** copy, memset, graph launch or free sees the range's own pages up to date. */
 static void settle(sp_rec *r) {
+  r->stage_clean = 0;
   if (r->dev < 0 || r->dev >= SP_MAX_DEV) return;
   engine *e = &eng[r->dev];
   if (e->state != 1) return;
@@ -556,7 +581,10 @@ void sp_stream_touch(CUdeviceptr p) {
   if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || !p || sp_capturing_anywhere()) return;
   sp_lock();
   sp_rec *r = sp_table_containing(p);
-  if (r && r->tiered && (r->stage_slot || r->stage_wb)) settle(r);
+  if (r && r->tiered) {
+    if (r->stage_slot || r->stage_wb) settle(r);
+    r->stage_clean = 0;
+  }
   sp_unlock();
 }
 
@@ -565,7 +593,9 @@ void sp_stream_touch_refs(const sp_refs *refs) {
   sp_lock();
   for (size_t i = 0; i < refs->n; i++) {
     sp_rec *r = sp_table_find(refs->v[i].va);
-    if (r && r->tiered && (r->stage_slot || r->stage_wb)) settle(r);
+    if (!r || !r->tiered) continue;
+    if (r->stage_slot || r->stage_wb) settle(r);
+    r->stage_clean = 0;
   }
   sp_unlock();
 }

@@ -18,9 +18,10 @@
 **  - Written pages come back: every staged page is hashed on the GPU when staged; before its slot
 **    is reused a kernel re-hashes it and copies changed pages back to the range's own pages. Until
 **    that write-back has run, launches, copies and graphs that name the range wait for it.
-**  - Any launch that names a range while it is staged reads the staged copy, so all readers that
-**    the scan sees agree. Pointers the scan cannot see (stored in device memory) read the range's
-**    own pages: correct for read-only data, which is what is staged in practice (weights).
+**  - Only launches of functions that stage are rewritten. Any other launch that names a staged
+**    range first unstages it (the write-back on the copy stream, the launch's stream waiting for
+**    it, no CPU wait) and reads the range's own pages. Pointers the scan cannot see (stored in
+**    device memory) read the range's own pages: correct for data no staged launch writes.
 **  - The arena is a tiered range of ours that never moves (inside the VRAM limit, made with an
 **    eviction like any fresh allocation), SPILLOVER_STREAM_BUDGET of the limit (default 25%).
 **  - Graph launches and launches while a capture runs are never rewritten (replays read in place:
@@ -407,8 +408,13 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
     int seen = 0;
     for (int k = 0; k < i; k++) seen |= refs[k].r == r;
     if (seen || r->dev != dev) continue;
+    int stages = fd && fd->stage == 1;
     slot *sl = running ? slot_of(r) : NULL;
-    if (!sl && running && fd && fd->stage == 1 && host_bytes_of(r) && r->span <= e->size / 2 && !r->stage_arena)
+    if (sl && !stages && !sl->pinned) { /* a read-once kernel reads the range's own pages, up to date */
+      unstage(e, sl);
+      sl = NULL;
+    }
+    if (!sl && running && stages && host_bytes_of(r) && r->span <= e->size / 2 && !r->stage_arena)
       sl = stage(e, r, 1, s);
     if (sl && sl->nuse == SLOT_STREAMS) {
       int known = 0;

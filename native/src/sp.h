@@ -320,6 +320,7 @@ void sp_stream_touch(CUdeviceptr p);              /* no locks: a copy/memset nam
 void sp_stream_touch_refs(const sp_refs *refs);   /* no locks: a graph launch names these */
 void sp_stream_forget(sp_rec *r);                 /* lock held: r is about to be unmapped */
 void sp_stream_stats(void);                       /* lock held: refresh the write-back count */
+void sp_stream_idle(void);                        /* no locks: an idle arena goes back to placement */
 void sp_stream_after_fork(void);
 
 /* ---- peers (peer.c) ----------------------------------------------------------------------- */

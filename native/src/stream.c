@@ -47,6 +47,7 @@
 #define MIN_SAMPLE_BYTES (4ull << 20)
 #define LOOKAHEAD 64           /* ranges walked ahead per launch */
 #define MAX_LAUNCH_REFS 64
+#define IDLE_NS 1000000000ull  /* no staging for this long: the arena goes back to placement */
 #define MIN_ARENA (4 * SP_PAGE) /* a smaller staging arena is not worth its copies */
 #define MAX_FAILURES 8         /* stagings failed in a row before the engine stops for the device */
 #define MAX_ARG_BYTES 32768    /* kernel parameters a launch may carry (CUDA 12.1+: 32764) */
@@ -64,13 +65,15 @@ typedef struct slot {
 } slot;
 
 typedef struct engine {
-  int state; /* 0 not started, 1 running, -1 off for this device */
+  int state; /* 0 not set up, 1 running (arena made), 2 set up, arena given back while idle, -1 off */
   CUcontext ctx;
   CUstream copy;
   CUmodule mod;
   CUfunction f_hash, f_writeback;
   CUdeviceptr arena;   /* size bytes of slots, then one page of hashes and the write counter */
   uint64_t size, head;
+  sp_rec *arena_rec;
+  uint64_t last_stage_ns; /* the last staging or staged read: the arena leaves after IDLE_NS without */
   CUevent wb_done;     /* recorded after every write-back */
   CUevent order;       /* a program stream's point a staging copy waits for */
   slot slots[MAX_SLOTS];
@@ -166,22 +169,14 @@ static sample *sample_start(const void *fn, CUstream s, uint64_t host_bytes) {
 
 /* ---- the engine of a device -------------------------------------------------------------- */
 
-/* Lock held. Our module, stream and events in the context, then the arena (made with an eviction
-** like a fresh allocation, so it lands in VRAM). */
-static int engine_start(engine *e, sp_dev *d, CUcontext ctx) {
-  e->state = -1;
+/* Lock held. Our module, stream and events in the context (once per device). */
+static int engine_setup(engine *e, CUcontext ctx) {
   e->ctx = ctx;
   e->link_bps = LINK_GUESS_BPS;
   if (!sp_real.cuStreamCreate || !sp_real.cuModuleLoadData || !sp_real.cuModuleGetFunction ||
-      !sp_real.cuStreamWaitEvent || !sp_real.cuEventElapsedTime || !sp_real.cuMemcpyDtoDAsync_v2)
+      !sp_real.cuStreamWaitEvent || !sp_real.cuEventElapsedTime || !sp_real.cuMemcpyDtoDAsync_v2 ||
+      !sp_real.cuStreamSynchronize)
     return -1;
-  uint64_t budget = sp_size_resolve(&sp_cfg.stream_budget, d->limit, d->limit / 4) / SP_PAGE * SP_PAGE;
-  if (budget > d->limit / 2) budget = d->limit / 2 / SP_PAGE * SP_PAGE;
-  if (budget < MIN_ARENA) {
-    sp_log(SP_LOG_INFO, "stream: a staging budget of %llu bytes is too small; reading host pages in place",
-           (unsigned long long)budget);
-    return -1;
-  }
   if (sp_real.cuStreamCreate(&e->copy, CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS ||
       sp_real.cuModuleLoadData(&e->mod, sp_stage_ptx) != CUDA_SUCCESS ||
       sp_real.cuModuleGetFunction(&e->f_hash, e->mod, SP_STAGE_KERNEL_HASH) != CUDA_SUCCESS ||
@@ -197,6 +192,19 @@ static int engine_start(engine *e, sp_dev *d, CUcontext ctx) {
       return -1;
     for (int k = 0; k < SLOT_STREAMS; k++)
       if (sp_real.cuEventCreate(&s->use_ev[k], CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) return -1;
+  }
+  return 0;
+}
+
+/* Lock held. The arena, made with an eviction like a fresh allocation so it lands in VRAM, never
+** in the reserve. 0: running. */
+static int arena_make(engine *e, sp_dev *d) {
+  uint64_t budget = sp_size_resolve(&sp_cfg.stream_budget, d->limit, d->limit / 4) / SP_PAGE * SP_PAGE;
+  if (budget > d->limit / 2) budget = d->limit / 2 / SP_PAGE * SP_PAGE;
+  if (budget < MIN_ARENA) {
+    sp_log(SP_LOG_INFO, "stream: a staging budget of %llu bytes is too small; reading host pages in place",
+           (unsigned long long)budget);
+    return -1;
   }
   uint64_t pages = budget / SP_PAGE + 1; /* + the page of hashes */
   sp_unlock();
@@ -225,14 +233,26 @@ static int engine_start(engine *e, sp_dev *d, CUcontext ctx) {
   }
   r->movable = 0;
   r->stage_arena = 1;
+  e->arena_rec = r;
   e->arena = va;
   e->size = budget;
   e->head = 0;
-  e->state = 1;
+  e->last_stage_ns = sp_now_ns();
   sp_g.stream_budget += budget;
   sp_log(SP_LOG_INFO, "stream: staging arena of %llu MiB on device %d", (unsigned long long)(budget >> 20),
          d->ordinal);
   return 0;
+}
+
+/* Lock held. Starts (or restarts after an idle release) the engine of a device. */
+static void engine_start(engine *e, sp_dev *d, CUcontext ctx) {
+  if (e->state == 0 && engine_setup(e, ctx) != 0) {
+    e->state = -1;
+    return;
+  }
+  if (e->ctx != ctx) return; /* set up in another context: that one's launches only */
+  e->state = arena_make(e, d) == 0 ? 1 : (e->state == 0 ? -1 : 2);
+  if (e->state == 2) e->last_stage_ns = sp_now_ns(); /* no retry at every launch */
 }
 
 static CUdeviceptr hashes_of(const engine *e, uint64_t off) { return e->arena + e->size + off / SP_PAGE * 8; }
@@ -338,6 +358,7 @@ static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
   s->consumed = s->pinned = s->nuse = 0;
   r->stage_slot = idx + 1;
   r->stage_clean = 1;
+  e->last_stage_ns = sp_now_ns();
   e->failures = 0;
   live = 1;
   sp_g.stream_staged_bytes += r->span;
@@ -357,6 +378,7 @@ static __thread size_t extra_len;
 ** stages is about to be launched (the start may evict, which takes the fence). */
 void sp_stream_prepare(CUfunction f) {
   if (!sp_cfg.stream || !sp_host_tier_used()) return;
+  sp_stream_idle();
   CUcontext ctx = NULL;
   if (sp_real.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || !ctx) return;
   sp_lock();
@@ -367,7 +389,8 @@ void sp_stream_prepare(CUfunction f) {
   sp_dev *d = stages ? sp_dev_current() : NULL;
   if (!d || !d->tiering || sp_capturing_anywhere()) return;
   sp_lock();
-  if (eng[d->ordinal].state == 0) engine_start(&eng[d->ordinal], d, ctx);
+  engine *e = &eng[d->ordinal];
+  if (e->state == 0 || (e->state == 2 && sp_now_ns() - e->last_stage_ns > IDLE_NS / 4)) engine_start(e, d, ctx);
   sp_unlock();
 }
 
@@ -544,6 +567,7 @@ void sp_stream_after(sp_stream_launch *L, CUresult rc) {
     if (j == s->nuse && s->nuse < SLOT_STREAMS) s->use_st[s->nuse++] = L->stream;
     if (j < s->nuse) sp_real.cuEventRecord(s->use_ev[j], L->stream);
     s->consumed = 1;
+    e->last_stage_ns = sp_now_ns();
     sp_g.stream_hits++;
     sp_rec *r = L->stages ? s->r : NULL; /* the order of a re-reading pass, not of decode */
     if (r && e->last && e->last != r) {
@@ -557,6 +581,44 @@ void sp_stream_after(sp_stream_launch *L, CUresult rc) {
   uint64_t now = sp_now_ns();
   if (now - last_publish > 20000000ull) { /* the stats record, at most every 20 ms from here */
     last_publish = now;
+    sp_stats_publish();
+  }
+  sp_unlock();
+}
+
+/* ---- giving the arena back ---------------------------------------------------------------- */
+
+/* No locks held. An arena no launch has staged into or read for IDLE_NS (a decode phase, graph
+** replays) goes back: every slot leaves (written pages back), the copy stream drains (it waited for
+** the slots' last readers), and its VRAM returns to placement, which fills it with hot pages. The
+** next launch that stages makes it again. */
+void sp_stream_idle(void) {
+  if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || sp_capturing_anywhere()) return;
+  uint64_t now = sp_now_ns();
+  sp_lock();
+  for (int i = 0; i < SP_MAX_DEV; i++) {
+    engine *e = &eng[i];
+    if (e->state != 1 || now - e->last_stage_ns < IDLE_NS) continue;
+    int pinned = 0; /* another thread is between its rewritten launch's preparation and the launch */
+    for (int k = 0; k < MAX_SLOTS; k++) pinned |= e->slots[k].used && e->slots[k].pinned;
+    if (pinned) continue;
+    for (int k = 0; k < MAX_SLOTS; k++)
+      if (e->slots[k].used) unstage(e, &e->slots[k]);
+    if (sp_real.cuStreamSynchronize(e->copy) != CUDA_SUCCESS) {
+      e->last_stage_ns = now; /* try again later rather than unmap what may be in use */
+      continue;
+    }
+    for (size_t k = 0; k < sp_table_count(); k++) sp_table_at(k)->stage_wb = 0;
+    sp_log(SP_LOG_INFO, "stream: no staging for %.1f s: the %llu MiB staging arena of device %d goes back",
+           (double)IDLE_NS / 1e9, (unsigned long long)(e->size >> 20), i);
+    sp_g.stream_budget -= e->size;
+    sp_tiered_release(e->arena_rec);
+    e->arena_rec = NULL;
+    e->arena = 0;
+    e->size = e->head = 0;
+    e->last = NULL;
+    e->last_stage_ns = now;
+    e->state = 2;
     sp_stats_publish();
   }
   sp_unlock();

@@ -14,6 +14,8 @@
 **  fallback  the staging copy fails: launches read in place, counted as fallbacks, words right
 **  off       SPILLOVER_STREAM=0: nothing staged, the same words
 **  free      a staged range freed and a new one made: nothing of the old one is written back
+**  idle      no staging for a second: the arena goes back (budget 0, its VRAM free), the range
+**            keeps its words; launches later make it again and stage
 */
 #include "t_kernels.h"
 
@@ -172,6 +174,32 @@ static int freed(void) {
   return 0;
 }
 
+static int idle(void) {
+  kernels();
+  CUdeviceptr w;
+  in_host(&w, 1, 8 * MiB);
+  for (int i = 0; i < 3; i++) fill(w, 8 * MiB, 12);
+  for (int i = 0; i < 6; i++) verify_launch(w, 8 * MiB, 12, 0);
+  fill(w, 8 * MiB, 13); /* the staged copy is written, then nothing stages for a while */
+  CHECK(t_stats().stream.budget_bytes == 16 * MiB, "no arena before the pause");
+  usleep(1100 * 1000);
+  verify_launch(w, 8 * MiB, 13, 0); /* the arena goes back first: this one reads in place */
+  sp_stats s = t_stats();
+  CHECK(s.stream.budget_bytes == 0, "the arena is still there after 1.1 s idle (%llu bytes)",
+        (unsigned long long)s.stream.budget_bytes);
+  CHECK(s.gpu[0].tier_bytes[0] == 0, "VRAM of the arena not given back: %llu", (unsigned long long)s.gpu[0].tier_bytes[0]);
+  CHECK(bad_words() == 0, "after the arena went back: %llu words wrong", bad_words());
+  usleep(300 * 1000);
+  for (int i = 0; i < 4; i++) verify_launch(w, 8 * MiB, 13, 0);
+  CHECK(word_at(w, 7 * MiB) == spill_pattern(13, 7 * MiB / 8), "the written words did not come back");
+  s = t_stats();
+  CHECK(s.stream.budget_bytes == 16 * MiB, "the arena was not made again (%llu)", (unsigned long long)s.stream.budget_bytes);
+  CHECK(bad_words() == 0, "%llu words wrong", bad_words());
+  CU(cuMemFree_v2(w));
+  printf("ok idle\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *s = argc > 1 ? argv[1] : "";
   loc = t_location();
@@ -183,6 +211,7 @@ int main(int argc, char **argv) {
   if (!strcmp(s, "streams")) return streams();
   if (!strcmp(s, "fallback")) return fallback();
   if (!strcmp(s, "free")) return freed();
-  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free\n");
+  if (!strcmp(s, "idle")) return idle();
+  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free|idle\n");
   return 2;
 }

@@ -118,6 +118,10 @@ describe("tiered allocations", () => {
     expectOk(run("t_stream", ["free"], STREAM), "ok free");
   });
 
+  test("stream: an arena idle for a second goes back to placement and is made again when staging resumes", () => {
+    expectOk(run("t_stream", ["idle"], STREAM), "ok idle");
+  });
+
   test("SPILLOVER_STREAM=0: nothing staged, the same words", () => {
     expectOk(run("t_stream", ["off"], { ...STREAM, SPILLOVER_STREAM: "0" }), "ok off");
   });

@@ -80,6 +80,8 @@ typedef struct engine {
   sp_rec *last;        /* the staged range the last launch read: successor learning */
   double link_bps;     /* measured from our own copies */
   int failures;        /* stagings failed in a row */
+  int timed_q[MAX_SLOTS]; /* slots whose copy time is not counted yet, in staging order */
+  uint64_t timed_head, timed_tail;
 } engine;
 
 typedef struct fn_decision {
@@ -262,6 +264,30 @@ static CUresult launch_ours(engine *e, CUfunction f, uint64_t npages, void **arg
   return sp_real.cuLaunchKernel(f, (unsigned)npages, 1, 1, 256, 1, 1, 0, e->copy, args, NULL);
 }
 
+/* Lock held. A staging's copy time (start to ready on the copy stream) counts as copy-engine busy
+** time and measures the link; done: its events completed. */
+static void copy_time(engine *e, slot *s, int done) {
+  float ms = 0;
+  if (done && sp_real.cuEventElapsedTime(&ms, s->start, s->ready) == CUDA_SUCCESS && ms > 0) {
+    sp_g.stream_copy_ns += (uint64_t)((double)ms * 1e6);
+    e->link_bps = (double)s->span / ((double)ms * 1e-3);
+  }
+  s->timed = 0;
+}
+
+/* Lock held. Stagings complete in order on the copy stream: the oldest ones still timed that have
+** completed are counted now, so the busy time is current without waiting for anything. */
+static void poll_copies(engine *e) {
+  while (e->timed_tail != e->timed_head) {
+    slot *s = &e->slots[e->timed_q[e->timed_tail % MAX_SLOTS]];
+    if (s->timed) {
+      if (sp_real.cuEventQuery(s->ready) == CUDA_ERROR_NOT_READY) return;
+      copy_time(e, s, 1);
+    }
+    e->timed_tail++;
+  }
+}
+
 /* Lock held. The slot leaves the ring: the copy stream waits for its last readers, writes back
 ** the pages a kernel changed and marks the write-back done for later readers of the range. */
 static void unstage(engine *e, slot *s) {
@@ -281,14 +307,8 @@ static void unstage(engine *e, slot *s) {
     s->r->stage_slot = 0;
     if (e->last == s->r) e->last = NULL;
   }
-  if (s->timed && sp_real.cuEventQuery(s->ready) == CUDA_SUCCESS) {
-    float ms = 0;
-    if (sp_real.cuEventElapsedTime(&ms, s->start, s->ready) == CUDA_SUCCESS && ms > 0) {
-      sp_g.stream_copy_ns += (uint64_t)((double)ms * 1e6);
-      e->link_bps = (double)s->span / ((double)ms * 1e-3);
-    }
-  }
-  s->used = s->consumed = s->nuse = s->timed = 0;
+  if (s->timed) copy_time(e, s, sp_real.cuEventQuery(s->ready) == CUDA_SUCCESS);
+  s->used = s->consumed = s->nuse = 0;
   s->r = NULL;
 }
 
@@ -334,7 +354,12 @@ static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
     rc = sp_real.cuEventRecord(e->order, s_prog);
     if (rc == CUDA_SUCCESS) rc = wait_event(e->copy, e->order);
   }
+  if (s->timed) copy_time(e, s, sp_real.cuEventQuery(s->ready) == CUDA_SUCCESS);
   s->timed = sp_real.cuEventRecord(s->start, e->copy) == CUDA_SUCCESS;
+  if (s->timed) {
+    if (e->timed_head - e->timed_tail >= MAX_SLOTS) e->timed_tail = e->timed_head - MAX_SLOTS + 1;
+    e->timed_q[e->timed_head++ % MAX_SLOTS] = idx;
+  }
   if (rc == CUDA_SUCCESS) rc = sp_real.cuMemcpyDtoDAsync_v2(dst, src, r->span, e->copy);
   if (rc == CUDA_SUCCESS) rc = launch_ours(e, e->f_hash, npages, args);
   if (rc == CUDA_SUCCESS) rc = sp_real.cuEventRecord(s->ready, e->copy);
@@ -421,6 +446,7 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   CUcontext ctx = NULL;
   int running = e->state == 1 && sp_real.cuCtxGetCurrent(&ctx) == CUDA_SUCCESS && ctx == e->ctx;
   poll_samples(e->link_bps);
+  if (e->state == 1) poll_copies(e);
   fn_decision *fd = decision_of(f);
   uint64_t host = 0;
   int nslot = 0;
@@ -618,6 +644,7 @@ void sp_stream_idle(void) {
     e->size = e->head = 0;
     e->last = NULL;
     e->last_stage_ns = now;
+    e->timed_tail = e->timed_head;
     e->state = 2;
     sp_stats_publish();
   }

@@ -52,6 +52,7 @@ static int exact(int expect_staging) {
           (unsigned long long)s.stream.staged_ranges, (unsigned long long)s.stream.staged_bytes);
     CHECK(s.stream.stage_hits >= 7, "only %llu launches read the staged copy", (unsigned long long)s.stream.stage_hits);
     CHECK(s.stream.budget_bytes == 16 * MiB, "budget %llu", (unsigned long long)s.stream.budget_bytes);
+    CHECK(s.stream.copy_busy_ns > 0, "no copy time counted for %llu stagings", (unsigned long long)s.stream.staged_ranges);
   } else {
     CHECK(s.stream.staged_ranges == 0 && s.stream.stage_hits == 0 && s.stream.budget_bytes == 0,
           "SPILLOVER_STREAM=0 staged %llu ranges", (unsigned long long)s.stream.staged_ranges);

@@ -70,10 +70,13 @@ SP_EXPORT CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *cfg, CUfunction f
   return launch_ex(sp_real.cuLaunchKernelEx_ptsz, 1, cfg, f, params, extra);
 }
 
+/* 2D/3D copies and cooperative launches name memory the engine cannot see: every staged range
+** settles first (only once the engine has staged anything). */
 #define SP_FENCED(name, params, args)                 \
   SP_EXPORT CUresult name params {                    \
     sp_cuda_load();                                   \
     if (!sp_real.name) return CUDA_ERROR_NOT_FOUND;   \
+    sp_stream_settle_all();                           \
     if (!migrating()) return sp_real.name args;       \
     sp_fence_enter();                                 \
     CUresult rc = sp_real.name args;                  \

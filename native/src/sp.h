@@ -318,6 +318,7 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
 void sp_stream_after(sp_stream_launch *L, CUresult rc);
 void sp_stream_touch(CUdeviceptr p);              /* no locks: a copy/memset names p */
 void sp_stream_touch_refs(const sp_refs *refs);   /* no locks: a graph launch names these */
+void sp_stream_settle_all(void);                  /* no locks: memory we cannot see is about to be read */
 void sp_stream_forget(sp_rec *r);                 /* lock held: r is about to be unmapped */
 void sp_stream_stats(void);                       /* lock held: refresh the write-back count */
 void sp_stream_idle(void);                        /* no locks: an idle arena goes back to placement */

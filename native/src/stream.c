@@ -695,6 +695,18 @@ void sp_stream_touch_refs(const sp_refs *refs) {
   sp_unlock();
 }
 
+void sp_stream_settle_all(void) {
+  if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || sp_capturing_anywhere()) return;
+  sp_lock();
+  for (int i = 0; i < SP_MAX_DEV; i++) {
+    engine *e = &eng[i];
+    if (e->state != 1) continue;
+    for (int k = 0; k < MAX_SLOTS; k++)
+      if (e->slots[k].used && e->slots[k].r && !e->slots[k].pinned) settle(e->slots[k].r);
+  }
+  sp_unlock();
+}
+
 /* Lock held: r is about to be unmapped. Nothing of ours may still read or write it. */
 void sp_stream_forget(sp_rec *r) {
   if (!r->stage_slot && !r->stage_wb) return;

@@ -16,7 +16,7 @@
 #define PASS_LAUNCHES 4096   /* a pass at least every this many charged launches, */
 #define PASS_NS 20000000ull  /* or after 20 ms */
 #define PASS_MIN_LAUNCHES 64 /* and this many launches (a pass may cost a context sync) */
-#define MAX_SCAN_BYTES 4096  /* parameter bytes scanned per kernel */
+#define MAX_SCAN_BYTES SP_SCAN_MAX_BYTES
 #define MAX_PARAMS 1024
 
 /* ---- kernel parameter layouts (lock held) ------------------------------------------------ */

@@ -265,6 +265,7 @@ void sp_refs_free(sp_refs *r);
 void sp_use_decay(void);     /* lock held: halve every range's uses; a new pass interval starts */
 int sp_use_pass_ready(void); /* lock held: enough launches since the last pass */
 void sp_scan_after_fork(void);
+#define SP_SCAN_MAX_BYTES 4096 /* parameter bytes the launch scan reads per kernel */
 /* One parameter word pointing into a tiered range: which parameter (extra buffer: 0), at which
 ** byte offset in it (in the buffer for extra), its value and the range. */
 typedef struct sp_param_ref {

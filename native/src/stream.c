@@ -31,6 +31,7 @@
 ** SPILLOVER_STREAM=0 turns it off.
 */
 #define _GNU_SOURCE
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -399,6 +400,21 @@ static __thread void *param_ptrs[1024];
 static __thread void *extra_new[8];
 static __thread size_t extra_len;
 
+/* Lock held. Bytes of the launch's parameters (the layout's end, or the extra buffer's size). */
+static size_t param_bytes(CUfunction f, void **params, void **extra) {
+  if (params) {
+    uint32_t np = 0;
+    const uint32_t *lay = sp_scan_layout(f, &np);
+    size_t end = 0;
+    for (uint32_t i = 0; lay && i < np; i++)
+      if (lay[2 * i] + lay[2 * i + 1] > end) end = lay[2 * i] + lay[2 * i + 1];
+    return lay ? end : SIZE_MAX;
+  }
+  for (int m = 0; m < 6 && extra[m] != CU_LAUNCH_PARAM_END; m += 2)
+    if (extra[m] == CU_LAUNCH_PARAM_BUFFER_SIZE && extra[m + 1]) return *(const size_t *)extra[m + 1];
+  return SIZE_MAX;
+}
+
 /* No locks held, before the fence. Starts the engine of the current device when a function that
 ** stages is about to be launched (the start may evict, which takes the fence). */
 void sp_stream_prepare(CUfunction f) {
@@ -448,6 +464,9 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   poll_samples(e->link_bps);
   if (e->state == 1) poll_copies(e);
   fn_decision *fd = decision_of(f);
+  /* Rewritable only if every pointer word was seen: a truncated list, or parameters longer than
+  ** the scan reads, could leave one word of a staged range pointing at its own pages. */
+  int rewritable = n < MAX_LAUNCH_REFS && param_bytes(f, params, extra) <= SP_SCAN_MAX_BYTES;
   uint64_t host = 0;
   int nslot = 0;
   slot *use[MAX_LAUNCH_REFS];
@@ -457,7 +476,7 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
     int seen = 0;
     for (int k = 0; k < i; k++) seen |= refs[k].r == r;
     if (seen || r->dev != dev) continue;
-    int stages = fd && fd->stage == 1;
+    int stages = fd && fd->stage == 1 && rewritable;
     slot *sl = running ? slot_of(r) : NULL;
     if (sl && !stages && !sl->pinned) { /* a read-once kernel reads the range's own pages, up to date */
       unstage(e, sl);
@@ -555,7 +574,7 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   L->dev = dev;
   L->stream = s;
   L->nslots = nslot;
-  L->stages = fd && fd->stage == 1;
+  L->stages = fd && fd->stage == 1 && rewritable;
   for (int k = 0; k < nslot; k++) L->slots[k] = (int)(use[k] - e->slots);
   sp_unlock();
 }

@@ -14,6 +14,8 @@
 **  fallback  the staging copy fails: launches read in place, counted as fallbacks, words right
 **  off       SPILLOVER_STREAM=0: nothing staged, the same words
 **  free      a staged range freed and a new one made: nothing of the old one is written back
+**  readonce  a function that does not stage (its first launch: not decided yet) names a staged
+**            range a staging launch wrote: the range is written back first and it reads those words
 **  idle      no staging for a second: the arena goes back (budget 0, its VRAM free), the range
 **            keeps its words; launches later make it again and stage
 */
@@ -201,6 +203,39 @@ static int idle(void) {
   return 0;
 }
 
+static int readonce(void) {
+  kernels();
+  CUmodule m;
+  CUfunction k_read;
+  CU(cuModuleLoadData(&m, "fake image"));
+  CU(cuModuleGetFunction(&k_read, m, SPILL_KERNEL_READ));
+  CUdeviceptr w, sink;
+  CU(cuMemAlloc_v2(&sink, 2 * MiB));
+  CU(cuMemsetD8_v2(sink, 0, 8));
+  in_host(&w, 1, 8 * MiB);
+  for (int i = 0; i < 3; i++) fill(w, 8 * MiB, 20);
+  for (int i = 0; i < 5; i++) verify_launch(w, 8 * MiB, 20, 0);
+  fill(w, 8 * MiB, 21); /* a staging launch writes the staged copy */
+  unsigned long long n = 8 * MiB / 8, want = 0, got = 0;
+  void *args[] = {&w, &n, &sink};
+  CU(cuLaunchKernel(k_read, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL));
+  for (unsigned long long i = 0; i < n; i++) want += spill_pattern(21, i);
+  CU(cuMemcpyDtoH_v2(&got, sink, sizeof(got)));
+  CHECK(got == want, "the read-once kernel saw other words (sum %llx, want %llx)", got, want);
+  CUdeviceptr tiny;
+  CU(cuMemAlloc_v2(&tiny, MiB)); /* an allocation writes the stats record (a copy would settle w) */
+  unsigned long long staged = t_stats().stream.staged_ranges;
+  CHECK(staged >= 1, "nothing was staged");
+  verify_launch(w, 8 * MiB, 21, 0); /* the slot left for the read-once kernel: staged anew */
+  CU(cuMemFree_v2(tiny));
+  CHECK(t_stats().stream.staged_ranges == staged + 1, "the staged copy outlived the read-once launch (%llu stagings, want %llu)",
+        (unsigned long long)t_stats().stream.staged_ranges, staged + 1);
+  CHECK(bad_words() == 0, "%llu words wrong", bad_words());
+  CU(cuMemFree_v2(w));
+  printf("ok readonce\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *s = argc > 1 ? argv[1] : "";
   loc = t_location();
@@ -213,6 +248,7 @@ int main(int argc, char **argv) {
   if (!strcmp(s, "fallback")) return fallback();
   if (!strcmp(s, "free")) return freed();
   if (!strcmp(s, "idle")) return idle();
-  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free|idle\n");
+  if (!strcmp(s, "readonce")) return readonce();
+  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free|idle|readonce\n");
   return 2;
 }

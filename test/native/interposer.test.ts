@@ -122,6 +122,10 @@ describe("tiered allocations", () => {
     expectOk(run("t_stream", ["idle"], STREAM), "ok idle");
   });
 
+  test("stream: a launch that does not stage unstages a written range first and reads its words", () => {
+    expectOk(run("t_stream", ["readonce"], STREAM), "ok readonce");
+  });
+
   test("SPILLOVER_STREAM=0: nothing staged, the same words", () => {
     expectOk(run("t_stream", ["off"], { ...STREAM, SPILLOVER_STREAM: "0" }), "ok off");
   });

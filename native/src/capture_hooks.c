@@ -2,7 +2,8 @@
 ** capture_hooks.c: stream captures in progress anywhere in the process. An allocation made while
 ** a capture runs (PyTorch's graph pool allocates during torch.cuda.graph) must not synchronise the
 ** context to make room in VRAM: that would invalidate the capture. migrate.c asks
-** sp_capturing_anywhere() before evicting; these hooks keep the count.
+** sp_capturing_anywhere() before evicting; these hooks keep the count. A capture begins with every
+** range the streaming engine staged settled: the captured kernels will read the ranges' own pages.
 */
 #define _GNU_SOURCE
 #include "sp.h"
@@ -19,6 +20,7 @@ int sp_stream_capturing(CUstream s) {
   SP_EXPORT CUresult name params {                  \
     sp_cuda_load();                                 \
     if (!sp_real.name) return CUDA_ERROR_NOT_FOUND; \
+    sp_stream_settle_all(); /* replays read in place */ \
     CUresult rc = sp_real.name args;                \
     if (rc == CUDA_SUCCESS) sp_capture_begin();     \
     return rc;                                      \

@@ -21,7 +21,8 @@
 
 #define MAX_DEPTH 16 /* child graphs inside child graphs */
 
-static int migrating(void) { return sp_active() && sp_cfg.migrate; }
+/* Placement charges graph replays; the streaming engine settles the staged ranges they name. */
+static int migrating(void) { return sp_active() && (sp_cfg.migrate || sp_cfg.stream); }
 
 /* ---- reference lists, sorted by (va, buffer_id), one entry per range --------------------- */
 
@@ -464,7 +465,8 @@ SP_EXPORT CUresult cuGraphExecDestroy(CUgraphExec x) {
 static CUresult graph_launch(sp_cuGraphLaunch_fn real, CUgraphExec x, CUstream s) {
   if (!real) return CUDA_ERROR_NOT_FOUND;
   if (!migrating()) return real(x, s);
-  if (charge(x) && !sp_stream_capturing(s)) sp_migrate_pass();
+  if (charge(x) && sp_cfg.migrate && !sp_stream_capturing(s)) sp_migrate_pass();
+  if (sp_cfg.stream) sp_stream_idle(); /* replays never stage: a decode phase gives the arena back */
   sp_fence_enter();
   CUresult rc = real(x, s);
   sp_fence_leave();

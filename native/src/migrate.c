@@ -128,7 +128,6 @@ static int current(sp_dev **d, CUcontext *ctx) {
 void sp_migrate_pass(void) {
   sp_dev *d;
   CUcontext ctx;
-  sp_stream_idle(); /* graph replays reach here, not the launch hook: an idle arena goes back first */
   sp_lock();
   int ready = sp_use_pass_ready(), wanted = ready && anything_wanted();
   if (ready && !wanted) sp_use_decay(); /* nothing in host memory is hot: decay, no fence */

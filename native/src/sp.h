@@ -313,6 +313,7 @@ typedef struct sp_stream_launch {
   CUstream stream, stream_for_sample;
   struct sample *sample;
   int slots[SP_STREAM_MAX_SLOTS_PER_LAUNCH];
+  int use_idx[SP_STREAM_MAX_SLOTS_PER_LAUNCH]; /* each slot's reader entry for this stream */
 } sp_stream_launch;
 void sp_stream_prepare(CUfunction f); /* no locks held, before the fence */
 void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, void **params, void **extra);

@@ -58,15 +58,20 @@ typedef struct slot {
   sp_rec *r;     /* the range; NULL when it was freed while staged (nothing to write back) */
   uint64_t off;  /* place in the arena */
   uint64_t span; /* bytes */
-  int used, consumed, pinned;
+  int used, consumed;
+  int pinned; /* launches being prepared that read it (several threads: a count) */
   CUevent start, ready;
   CUevent use_ev[SLOT_STREAMS];
   CUstream use_st[SLOT_STREAMS];
   int nuse, timed;
+  int next_victim; /* the use_st entry a fifth stream takes over */
 } slot;
 
 typedef struct engine {
-  int state; /* 0 not set up, 1 running (arena made), 2 set up, arena given back while idle, -1 off */
+  int state; /* 0 not set up, 1 running (arena made), 2 set up, arena given back while idle,
+                3 starting (another thread makes the arena), -1 off */
+  int stop;  /* stagings kept failing: the arena goes back at the next chance, then off */
+  uint64_t written_base; /* write-back pages counted in arenas given back */
   CUcontext ctx;
   CUstream copy;
   CUmodule mod;
@@ -76,6 +81,7 @@ typedef struct engine {
   sp_rec *arena_rec;
   uint64_t last_stage_ns; /* the last staging or staged read: the arena leaves after IDLE_NS without */
   CUevent wb_done;     /* recorded after every write-back */
+  int wb_pending;      /* a write-back was enqueued since wb_done was last seen complete */
   CUevent order;       /* a program stream's point a staging copy waits for */
   slot slots[MAX_SLOTS];
   sp_rec *last;        /* the staged range the last launch read: successor learning */
@@ -126,6 +132,26 @@ static slot *slot_of(const sp_rec *r) {
   if (!r->stage_slot || r->dev < 0 || r->dev >= SP_MAX_DEV) return NULL;
   slot *s = &eng[r->dev].slots[r->stage_slot - 1];
   return s->used && s->r == r ? s : NULL;
+}
+
+/* The engine's stream, events and kernels belong to its context: make it current for work on it
+** from a call in another context (a copy on GPU 1 settling a range of GPU 0). 1: pushed. */
+static int ctx_enter(const engine *e) {
+  CUcontext cur = NULL;
+  if (sp_real.cuCtxGetCurrent(&cur) != CUDA_SUCCESS || cur == e->ctx) return 0;
+  return sp_real.cuCtxPushCurrent_v2 && sp_real.cuCtxPushCurrent_v2(e->ctx) == CUDA_SUCCESS;
+}
+static void ctx_leave(int pushed) {
+  CUcontext c;
+  if (pushed) sp_real.cuCtxPopCurrent_v2(&c);
+}
+
+/* Lock held: the device state of the current context, if initialised. */
+static sp_dev *sp_dev_current_locked(void) {
+  CUdevice dev;
+  if (!sp_real.cuCtxGetDevice || sp_real.cuCtxGetDevice(&dev) != CUDA_SUCCESS || dev < 0 || dev >= SP_MAX_DEV)
+    return NULL;
+  return sp_g.dev[dev].ready ? &sp_g.dev[dev] : NULL;
 }
 
 static CUresult wait_event(CUstream s, CUevent e) {
@@ -234,6 +260,11 @@ static int arena_make(engine *e, sp_dev *d) {
     sp_g.stream_fallbacks++;
     return -1;
   }
+  if (!sp_real.cuMemsetD8_v2 || sp_real.cuMemsetD8_v2(va + budget, 0, SP_PAGE) != CUDA_SUCCESS) {
+    sp_tiered_release(r); /* hashes and the write-back counter start from zero */
+    sp_g.stream_fallbacks++;
+    return -1;
+  }
   r->movable = 0;
   r->stage_arena = 1;
   e->arena_rec = r;
@@ -249,13 +280,16 @@ static int arena_make(engine *e, sp_dev *d) {
 
 /* Lock held. Starts (or restarts after an idle release) the engine of a device. */
 static void engine_start(engine *e, sp_dev *d, CUcontext ctx) {
-  if (e->state == 0 && engine_setup(e, ctx) != 0) {
+  int was = e->state;
+  if (was == 0 && engine_setup(e, ctx) != 0) {
     e->state = -1;
     return;
   }
   if (e->ctx != ctx) return; /* set up in another context: that one's launches only */
-  e->state = arena_make(e, d) == 0 ? 1 : (e->state == 0 ? -1 : 2);
-  if (e->state == 2) e->last_stage_ns = sp_now_ns(); /* no retry at every launch */
+  e->state = 3; /* arena_make drops the lock to evict: no other thread starts meanwhile */
+  int ok = arena_make(e, d) == 0;
+  e->state = ok ? 1 : (was == 0 ? -1 : 2);
+  if (!ok) e->last_stage_ns = sp_now_ns(); /* no retry at every launch */
 }
 
 static CUdeviceptr hashes_of(const engine *e, uint64_t off) { return e->arena + e->size + off / SP_PAGE * 8; }
@@ -300,6 +334,7 @@ static void unstage(engine *e, slot *s) {
     if (launch_ours(e, e->f_writeback, npages, args) == CUDA_SUCCESS &&
         sp_real.cuEventRecord(e->wb_done, e->copy) == CUDA_SUCCESS) {
       s->r->stage_wb = 1;
+      e->wb_pending = 1;
     } else { /* the written pages cannot come back: wait, then copy the whole slot back */
       sp_log(SP_LOG_WARN, "stream: write-back kernel refused; copying the staged range back whole");
       sp_real.cuMemcpyDtoDAsync_v2(dst, src, s->span, e->copy);
@@ -369,8 +404,8 @@ static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
            (unsigned long long)r->span, (unsigned long long)r->va, rc);
     sp_g.stream_fallbacks++;
     e->head = (uint64_t)off; /* nothing lives there now */
-    if (++e->failures >= MAX_FAILURES) {
-      e->state = -1;
+    if (++e->failures >= MAX_FAILURES && !e->stop) {
+      e->stop = 1; /* the arena goes back at the next chance (sp_stream_idle), then off */
       sp_log(SP_LOG_WARN, "stream: %d stagings in a row failed (CUresult %d); reading host pages in place from now on",
              e->failures, rc);
     }
@@ -393,13 +428,6 @@ static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
   return s;
 }
 
-/* ---- a launch ---------------------------------------------------------------------------- */
-
-static __thread unsigned char arg_copy[MAX_ARG_BYTES];
-static __thread void *param_ptrs[1024];
-static __thread void *extra_new[8];
-static __thread size_t extra_len;
-
 /* Lock held. Bytes of the launch's parameters (the layout's end, or the extra buffer's size). */
 static size_t param_bytes(CUfunction f, void **params, void **extra) {
   if (params) {
@@ -415,10 +443,52 @@ static size_t param_bytes(CUfunction f, void **params, void **extra) {
   return SIZE_MAX;
 }
 
+/* Lock held. The slot's reader entry for stream s, reserved now (its event is recorded after the
+** launch). A fifth stream takes over an entry: the copy stream first waits for that entry's last
+** reader, so a later reuse of the slot still follows every reader. */
+static int reader_entry(engine *e, slot *sl, CUstream s) {
+  for (int j = 0; j < sl->nuse; j++)
+    if (sl->use_st[j] == s) return j;
+  if (sl->nuse < SLOT_STREAMS) {
+    sl->use_st[sl->nuse] = s;
+    return sl->nuse++;
+  }
+  int j = sl->next_victim;
+  sl->next_victim = (j + 1) % SLOT_STREAMS;
+  wait_event(e->copy, sl->use_ev[j]);
+  sl->use_st[j] = s;
+  return j;
+}
+
+/* Lock held. Every slot that no other launch is preparing leaves, and stream s waits for the
+** write-backs: for a launch whose staged ranges the engine cannot all see. */
+static void settle_engine_async(engine *e, CUstream s) {
+  int any = 0;
+  for (int k = 0; k < MAX_SLOTS; k++)
+    if (e->slots[k].used && !e->slots[k].pinned) {
+      unstage(e, &e->slots[k]);
+      any = 1;
+    }
+  if (any || e->wb_pending) wait_event(s, e->wb_done);
+}
+
+/* Lock held. Rewritable only if every pointer word was seen: a truncated list, or parameters
+** longer than the scan reads, could leave one word of a staged range pointing at its own pages. */
+static int rewritable_launch(CUfunction f, void **params, void **extra, int n) {
+  return n < MAX_LAUNCH_REFS && param_bytes(f, params, extra) <= SP_SCAN_MAX_BYTES;
+}
+
+/* ---- a launch ---------------------------------------------------------------------------- */
+
+static __thread unsigned char arg_copy[MAX_ARG_BYTES];
+static __thread void *param_ptrs[1024];
+static __thread void *extra_new[8];
+static __thread size_t extra_len;
+
 /* No locks held, before the fence. Starts the engine of the current device when a function that
 ** stages is about to be launched (the start may evict, which takes the fence). */
 void sp_stream_prepare(CUfunction f) {
-  if (!sp_cfg.stream || !sp_host_tier_used()) return;
+  if (!sp_cfg.stream || !sp_host_tier_used() || sp_capturing_anywhere()) return;
   sp_stream_idle();
   CUcontext ctx = NULL;
   if (sp_real.cuCtxGetCurrent(&ctx) != CUDA_SUCCESS || !ctx) return;
@@ -453,6 +523,10 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   sp_param_ref refs[MAX_LAUNCH_REFS];
   sp_lock();
   int n = sp_scan_params(f, params, extra, refs, MAX_LAUNCH_REFS);
+  if (n < 0 && live) { /* its parameters cannot be read: any staged range may be among them */
+    sp_dev *cd = sp_dev_current_locked();
+    if (cd && eng[cd->ordinal].state == 1) settle_engine_async(&eng[cd->ordinal], s);
+  }
   if (n <= 0) {
     sp_unlock();
     return;
@@ -461,15 +535,18 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   engine *e = &eng[dev];
   CUcontext ctx = NULL;
   int running = e->state == 1 && sp_real.cuCtxGetCurrent(&ctx) == CUDA_SUCCESS && ctx == e->ctx;
+  if (running && !rewritable_launch(f, params, extra, n)) { /* unseen words may name any staged range */
+    settle_engine_async(e, s);
+    running = 0;
+  }
   poll_samples(e->link_bps);
   if (e->state == 1) poll_copies(e);
   fn_decision *fd = decision_of(f);
-  /* Rewritable only if every pointer word was seen: a truncated list, or parameters longer than
-  ** the scan reads, could leave one word of a staged range pointing at its own pages. */
-  int rewritable = n < MAX_LAUNCH_REFS && param_bytes(f, params, extra) <= SP_SCAN_MAX_BYTES;
+  int rewritable = 1; /* (checked above: a launch that is not has settled every slot) */
   uint64_t host = 0;
   int nslot = 0;
   slot *use[MAX_LAUNCH_REFS];
+  int use_idx[MAX_LAUNCH_REFS];
   sp_rec *used_r[MAX_LAUNCH_REFS];
   for (int i = 0; i < n; i++) {
     sp_rec *r = refs[i].r;
@@ -482,15 +559,12 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
       unstage(e, sl);
       sl = NULL;
     }
-    if (!sl && running && stages && host_bytes_of(r) && r->span <= e->size / 2 && !r->stage_arena)
+    if (!sl && running && !e->stop && stages && host_bytes_of(r) && r->span <= e->size / 2 && r->movable &&
+        !r->stage_arena)
       sl = stage(e, r, 1, s);
-    if (sl && sl->nuse == SLOT_STREAMS) {
-      int known = 0;
-      for (int k = 0; k < sl->nuse; k++) known |= sl->use_st[k] == s;
-      if (!known) sl = NULL; /* too many readers to track: this launch reads in place */
-    }
     if (sl) {
-      sl->pinned = 1;
+      sl->pinned++;
+      use_idx[nslot] = reader_entry(e, sl, s);
       use[nslot] = sl;
       used_r[nslot++] = r;
       continue;
@@ -498,7 +572,7 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
     host += host_bytes_of(r);
     r->stage_clean = 0; /* read in place: it may be written */
     if (r->stage_wb) { /* its write-back may still be running on the copy stream */
-      if (sp_real.cuEventQuery(e->wb_done) == CUDA_SUCCESS) r->stage_wb = 0;
+      if (sp_real.cuEventQuery(e->wb_done) == CUDA_SUCCESS) r->stage_wb = e->wb_pending = 0;
       else wait_event(s, e->wb_done);
     }
   }
@@ -564,7 +638,7 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   }
   for (int k = 0; k < nslot && ok; k++) ok = wait_event(s, use[k]->ready) == CUDA_SUCCESS;
   if (!ok) { /* read in place after all (the slots stay staged for the next launch) */
-    for (int k = 0; k < nslot; k++) use[k]->pinned = 0;
+    for (int k = 0; k < nslot; k++) use[k]->pinned--;
     L->params = params;
     L->extra = extra;
     sp_g.stream_inplace++;
@@ -575,7 +649,10 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   L->stream = s;
   L->nslots = nslot;
   L->stages = fd && fd->stage == 1 && rewritable;
-  for (int k = 0; k < nslot; k++) L->slots[k] = (int)(use[k] - e->slots);
+  for (int k = 0; k < nslot; k++) {
+    L->slots[k] = (int)(use[k] - e->slots);
+    L->use_idx[k] = use_idx[k];
+  }
   sp_unlock();
 }
 
@@ -590,7 +667,8 @@ static void prefetch(engine *e, CUstream s_prog) {
     sp_rec *next = r->stage_next_va ? sp_table_find(r->stage_next_va) : NULL;
     if (!next || next->buffer_id != r->stage_next_id || next->dying || next == e->last) return;
     r = next;
-    if (slot_of(r) || !host_bytes_of(r) || r->span > e->size / 2) continue;
+    /* Only clean ranges: a range named in place may be written on another stream than this one. */
+    if (slot_of(r) || !host_bytes_of(r) || r->span > e->size / 2 || !r->stage_clean || !r->movable) continue;
     if (ahead + r->span > e->size / 2 || !stage(e, r, 0, s_prog)) return;
     ahead += r->span;
   }
@@ -599,18 +677,19 @@ static void prefetch(engine *e, CUstream s_prog) {
 /* Fence held. After the real launch: the slots' last reader on this stream, the successor chain,
 ** the next stagings; the timing sample's end. */
 void sp_stream_after(sp_stream_launch *L, CUresult rc) {
-  if (L->sample) sp_real.cuEventRecord(L->sample->b, L->stream_for_sample);
+  if (L->sample) {
+    sp_lock();
+    sp_real.cuEventRecord(L->sample->b, L->stream_for_sample);
+    sp_unlock();
+  }
   if (!L->nslots) return;
   sp_lock();
   engine *e = &eng[L->dev];
   for (int k = 0; k < L->nslots; k++) {
     slot *s = &e->slots[L->slots[k]];
-    s->pinned = 0;
+    if (s->pinned > 0) s->pinned--;
     if (rc != CUDA_SUCCESS || !s->used) continue;
-    int j = 0;
-    while (j < s->nuse && s->use_st[j] != L->stream) j++;
-    if (j == s->nuse && s->nuse < SLOT_STREAMS) s->use_st[s->nuse++] = L->stream;
-    if (j < s->nuse) sp_real.cuEventRecord(s->use_ev[j], L->stream);
+    sp_real.cuEventRecord(s->use_ev[L->use_idx[k]], L->stream);
     s->consumed = 1;
     e->last_stage_ns = sp_now_ns();
     sp_g.stream_hits++;
@@ -643,17 +722,25 @@ void sp_stream_idle(void) {
   sp_lock();
   for (int i = 0; i < SP_MAX_DEV; i++) {
     engine *e = &eng[i];
-    if (e->state != 1 || now - e->last_stage_ns < IDLE_NS) continue;
+    if (e->state != 1 || (!e->stop && now - e->last_stage_ns < IDLE_NS)) continue;
     int pinned = 0; /* another thread is between its rewritten launch's preparation and the launch */
     for (int k = 0; k < MAX_SLOTS; k++) pinned |= e->slots[k].used && e->slots[k].pinned;
     if (pinned) continue;
+    int pushed = ctx_enter(e);
     for (int k = 0; k < MAX_SLOTS; k++)
       if (e->slots[k].used) unstage(e, &e->slots[k]);
     if (sp_real.cuStreamSynchronize(e->copy) != CUDA_SUCCESS) {
+      ctx_leave(pushed);
       e->last_stage_ns = now; /* try again later rather than unmap what may be in use */
       continue;
     }
-    for (size_t k = 0; k < sp_table_count(); k++) sp_table_at(k)->stage_wb = 0;
+    uint64_t w = 0;
+    if (sp_real.cuMemcpyDtoH_v2 && sp_real.cuMemcpyDtoH_v2(&w, written_counter(e), sizeof(w)) == CUDA_SUCCESS)
+      e->written_base += w;
+    ctx_leave(pushed);
+    for (size_t k = 0; k < sp_table_count(); k++)
+      if (sp_table_at(k)->dev == i) sp_table_at(k)->stage_wb = 0;
+    e->wb_pending = 0;
     sp_log(SP_LOG_INFO, "stream: no staging for %.1f s: the %llu MiB staging arena of device %d goes back",
            (double)IDLE_NS / 1e9, (unsigned long long)(e->size >> 20), i);
     sp_g.stream_budget -= e->size;
@@ -664,7 +751,7 @@ void sp_stream_idle(void) {
     e->last = NULL;
     e->last_stage_ns = now;
     e->timed_tail = e->timed_head;
-    e->state = 2;
+    e->state = e->stop ? -1 : 2;
     sp_stats_publish();
   }
   sp_unlock();
@@ -681,13 +768,15 @@ static void settle(sp_rec *r) {
   if (r->dev < 0 || r->dev >= SP_MAX_DEV) return;
   engine *e = &eng[r->dev];
   if (e->state != 1) return;
+  int pushed = ctx_enter(e);
   slot *s = slot_of(r);
-  if (s) unstage(e, s);
+  if (s && !s->pinned) unstage(e, s);
   if (r->stage_wb) {
     sp_real.cuEventSynchronize(e->wb_done);
     r->stage_wb = 0;
     sp_stream_stats(); /* a synchronisation point anyway: the write-back count is exact here */
   }
+  ctx_leave(pushed);
   sp_stats_publish();
 }
 
@@ -722,6 +811,15 @@ void sp_stream_settle_all(void) {
     if (e->state != 1) continue;
     for (int k = 0; k < MAX_SLOTS; k++)
       if (e->slots[k].used && e->slots[k].r && !e->slots[k].pinned) settle(e->slots[k].r);
+    if (e->wb_pending) { /* write-backs of slots that left earlier, still on the copy stream */
+      int pushed = ctx_enter(e);
+      if (sp_real.cuEventSynchronize(e->wb_done) == CUDA_SUCCESS) {
+        e->wb_pending = 0;
+        for (size_t k = 0; k < sp_table_count(); k++)
+          if (sp_table_at(k)->dev == i) sp_table_at(k)->stage_wb = 0;
+      }
+      ctx_leave(pushed);
+    }
   }
   sp_unlock();
 }
@@ -731,12 +829,14 @@ void sp_stream_forget(sp_rec *r) {
   if (!r->stage_slot && !r->stage_wb) return;
   if (r->dev < 0 || r->dev >= SP_MAX_DEV || eng[r->dev].state != 1) return;
   engine *e = &eng[r->dev];
+  int pushed = ctx_enter(e);
   slot *s = slot_of(r);
   if (s) {
     sp_real.cuEventSynchronize(s->ready); /* the staging copy reads r */
     s->r = NULL;                          /* freed: nothing to write back */
   }
   if (r->stage_wb) sp_real.cuEventSynchronize(e->wb_done);
+  ctx_leave(pushed);
   if (e->last == r) e->last = NULL;
   r->stage_slot = 0;
   r->stage_wb = 0;
@@ -748,9 +848,12 @@ void sp_stream_stats(void) {
   for (int i = 0; i < SP_MAX_DEV; i++) {
     engine *e = &eng[i];
     uint64_t w = 0;
-    if (e->state == 1 && sp_real.cuMemcpyDtoH_v2 && !sp_capturing_anywhere() &&
-        sp_real.cuMemcpyDtoH_v2(&w, written_counter(e), sizeof(w)) == CUDA_SUCCESS)
-      total += w;
+    if (e->state == 1 && sp_real.cuMemcpyDtoH_v2 && !sp_capturing_anywhere()) {
+      int pushed = ctx_enter(e);
+      if (sp_real.cuMemcpyDtoH_v2(&w, written_counter(e), sizeof(w)) != CUDA_SUCCESS) w = 0;
+      ctx_leave(pushed);
+    }
+    total += e->written_base + w;
   }
   sp_g.stream_writeback_pages = total;
 }

@@ -14,12 +14,20 @@
 **  fallback  the staging copy fails: launches read in place, counted as fallbacks, words right
 **  off       SPILLOVER_STREAM=0: nothing staged, the same words
 **  free      a staged range freed and a new one made: nothing of the old one is written back
+**  graph     a graph replay names a range a staging launch wrote: it reads the written words (the
+**            capture began with every staged range settled)
+**  fivestreams  five streams read and write one staged range: each sees the last words written
 **  readonce  a function that does not stage (its first launch: not decided yet) names a staged
 **            range a staging launch wrote: the range is written back first and it reads those words
 **  idle      no staging for a second: the arena goes back (budget 0, its VRAM free), the range
 **            keeps its words; launches later make it again and stage
 */
 #include "t_kernels.h"
+
+CUresult cuStreamBeginCapture_v2(CUstream, int);
+CUresult cuStreamEndCapture(CUstream, CUgraph *);
+CUresult cuGraphInstantiateWithFlags(CUgraphExec *, CUgraph, unsigned long long);
+CUresult cuGraphLaunch(CUgraphExec, CUstream);
 
 static t_location_fn loc;
 
@@ -236,6 +244,67 @@ static int readonce(void) {
   return 0;
 }
 
+static void fill_on(CUdeviceptr p, size_t bytes, unsigned long long seed, CUstream s) {
+  unsigned long long n = bytes / 8, off = 0;
+  void *args[] = {&p, &n, &seed, &off};
+  CU(cuLaunchKernel(k_fill, 1, 1, 1, 1, 1, 1, 0, s, args, NULL));
+}
+
+static void verify_on(CUdeviceptr p, size_t bytes, unsigned long long seed, CUstream s) {
+  unsigned long long n = bytes / 8, off = 0;
+  void *args[] = {&p, &n, &seed, &off, &bad_counter};
+  CU(cuLaunchKernel(k_verify, 1, 1, 1, 1, 1, 1, 0, s, args, NULL));
+}
+
+/* w staged and read by staging launches, then written by one (its staged copy). */
+static CUdeviceptr staged_and_written(unsigned long long seed) {
+  kernels();
+  CUdeviceptr w;
+  in_host(&w, 1, 8 * MiB);
+  for (int i = 0; i < 3; i++) fill(w, 8 * MiB, seed - 1);
+  for (int i = 0; i < 5; i++) verify_launch(w, 8 * MiB, seed - 1, 0);
+  fill(w, 8 * MiB, seed);
+  return w;
+}
+
+static int graph(void) {
+  CUdeviceptr w = staged_and_written(31);
+  CUstream s;
+  CUgraph g;
+  CUgraphExec x;
+  CU(cuStreamCreate(&s, 0));
+  CU(cuStreamBeginCapture_v2(s, 0));
+  verify_on(w, 8 * MiB, 31, s);
+  CU(cuStreamEndCapture(s, &g));
+  CU(cuGraphInstantiateWithFlags(&x, g, 0));
+  CU(cuGraphLaunch(x, s));
+  CU(cuStreamSynchronize(s));
+  CHECK(bad_words() == 0, "the replay read %llu stale words", bad_words());
+  fill(w, 8 * MiB, 32); /* staged again and written: the next replay must see it too */
+  verify_launch(w, 8 * MiB, 32, 0);
+  CU(cuGraphLaunch(x, s)); /* verifies seed 31: every word now differs */
+  CU(cuStreamSynchronize(s));
+  CHECK(bad_words() == 8 * MiB / 8, "the second replay saw %llu changed words, want all", bad_words());
+  CU(cuMemFree_v2(w));
+  printf("ok graph\n");
+  return 0;
+}
+
+static int fivestreams(void) {
+  CUdeviceptr w = staged_and_written(41);
+  CUstream st[5];
+  for (int i = 0; i < 5; i++) CU(cuStreamCreate(&st[i], 0));
+  for (int i = 0; i < 4; i++) verify_on(w, 8 * MiB, 41, st[i]);
+  fill_on(w, 8 * MiB, 42, st[4]); /* a fifth stream writes it */
+  verify_on(w, 8 * MiB, 42, st[0]);
+  for (int i = 0; i < 5; i++) CU(cuStreamSynchronize(st[i]));
+  CHECK(bad_words() == 0, "%llu words wrong", bad_words());
+  CHECK(word_at(w, 6 * MiB) == spill_pattern(42, 6 * MiB / 8), "the fifth stream's words did not come back");
+  CU(cuMemFree_v2(w));
+  printf("ok fivestreams\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *s = argc > 1 ? argv[1] : "";
   loc = t_location();
@@ -249,6 +318,8 @@ int main(int argc, char **argv) {
   if (!strcmp(s, "free")) return freed();
   if (!strcmp(s, "idle")) return idle();
   if (!strcmp(s, "readonce")) return readonce();
-  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free|idle|readonce\n");
+  if (!strcmp(s, "graph")) return graph();
+  if (!strcmp(s, "fivestreams")) return fivestreams();
+  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free|idle|readonce|graph|fivestreams\n");
   return 2;
 }

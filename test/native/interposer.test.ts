@@ -126,6 +126,14 @@ describe("tiered allocations", () => {
     expectOk(run("t_stream", ["readonce"], STREAM), "ok readonce");
   });
 
+  test("stream: graph replays read the words staging launches wrote, also with placement off", () => {
+    expectOk(run("t_stream", ["graph"], STREAM), "ok graph");
+  });
+
+  test("stream: five streams reading and writing one staged range see the last words written", () => {
+    expectOk(run("t_stream", ["fivestreams"], STREAM), "ok fivestreams");
+  });
+
   test("SPILLOVER_STREAM=0: nothing staged, the same words", () => {
     expectOk(run("t_stream", ["off"], { ...STREAM, SPILLOVER_STREAM: "0" }), "ok off");
   });

@@ -13,7 +13,11 @@ import { buildMachine } from "../src/hw/machine.js";
 import { parseProfile } from "../src/hw/profile.js";
 import { analyzeModel } from "../src/models/analyze.js";
 import { loadModel } from "../src/models/load.js";
-import { type HonestPoint, honestPoints, honestPredictionProof } from "../src/plan/honest-prediction.js";
+import {
+  type HonestPoint,
+  honestPoints,
+  honestPredictionProof,
+} from "../src/plan/honest-prediction.js";
 import {
   type BenchRuns,
   MEASURED,
@@ -58,5 +62,7 @@ proofs.proofs = [...proofs.proofs.filter((p: { id: string }) => !ids.has(p.id)),
 const out = outArg ?? `bench/results/proofs/llamacpp-${proofs.card}-${proofs.date}.json`;
 writeFileSync(out, `${JSON.stringify(proofs, null, 1)}\n`);
 for (const p of made) {
-  process.stdout.write(`${out}: ${p.id} ${p.measured} (${p.pass ? "pass" : "miss"})\n${p.detail}\n`);
+  process.stdout.write(
+    `${out}: ${p.id} ${p.measured} (${p.pass ? "pass" : "miss"})\n${p.detail}\n`,
+  );
 }

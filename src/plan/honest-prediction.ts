@@ -37,7 +37,7 @@ export function honestPoints(
   const out: HonestPoint[] = [];
   for (const key of keys) {
     for (const t of runs[key]?.bench ?? []) {
-      if (!t.median_ts || (t.n_prompt > 0) === (t.n_gen > 0)) continue;
+      if (!t.median_ts || t.n_prompt > 0 === t.n_gen > 0) continue;
       const plan = makePlan(
         a,
         machine,

@@ -26,10 +26,13 @@ import {
   winnerPoint,
 } from "../src/plan/picks-winner.js";
 
-// The same points predicted by the planner before llama.cpp's quantized prefill re-reads were
-// modelled (commit f683bc4: every host byte read 1.26x at 512 tokens, the cuBLAS curve).
-const BEFORE =
-  "Before the MMQ re-read model (planner of f683bc4, same points): 2 of 8 within (dense pp512 4.15, tg128 1.10, pp2048 4.18, pp8192 5.88; moe pp512 0.54, tg128 1.17, pp2048 0.49, pp8192 0.47), 0.25";
+// Runs whose points were also predicted by the planner before llama.cpp's quantized prefill
+// re-reads were modelled (commit f683bc4: every host byte read 1.26x at 512 tokens, the cuBLAS
+// curve), keyed by card and date: the record says both fractions.
+const BEFORE: Readonly<Record<string, string>> = {
+  "h200-2026-11-29":
+    "Before the MMQ re-read model (planner of f683bc4, same points): 2 of 8 within (dense pp512 4.15, tg128 1.10, pp2048 4.18, pp8192 5.88; moe pp512 0.54, tg128 1.17, pp2048 0.49, pp8192 0.47), 0.25",
+};
 
 const [resultsPath, profilePath, proofsPath, outArg] = process.argv.slice(2);
 if (!resultsPath || !profilePath || !proofsPath) {
@@ -56,7 +59,10 @@ for (const [model, m] of Object.entries(
   honest.push(...honestPoints(model, a, machine, path, runs, MEASURED[model]?.spillover ?? []));
 }
 rmSync(dir, { recursive: true, force: true });
-const made = [picksWinnerProof(points), honestPredictionProof(honest, BEFORE)];
+const made = [
+  picksWinnerProof(points),
+  honestPredictionProof(honest, BEFORE[`${proofs.card}-${proofs.date}`]),
+];
 const ids = new Set(made.map((p) => p.id));
 proofs.proofs = [...proofs.proofs.filter((p: { id: string }) => !ids.has(p.id)), ...made];
 const out = outArg ?? `bench/results/proofs/llamacpp-${proofs.card}-${proofs.date}.json`;

@@ -12,7 +12,7 @@ import {
 } from "../models/analyze.js";
 import type { KvType } from "../models/ggml-types.js";
 import * as E from "./efficiency.js";
-import { zeroCopyGemmFactor } from "./zero-copy.js";
+import { mmqZeroCopyFactor, zeroCopyGemmFactor } from "./zero-copy.js";
 
 export interface Workload {
   readonly prompt: number;
@@ -315,6 +315,26 @@ function tieredCheck(e: Env, resident: number, host: number): string | null {
   return resident < 0 ? "no room for weights in VRAM" : null;
 }
 
+/** Weights stored below 16 bits per weight: llama.cpp multiplies them with its own quantized
+ * kernels (MMQ); f16/bf16/f32 weights (and the HF programs --validate reads) go through cuBLAS. */
+function quantized(a: ModelAnalysis): boolean {
+  return a.params > 0 && (a.totalBytes * 8) / a.params < 16;
+}
+
+/** How many times a prefill micro-batch reads each host-resident weight byte across the link:
+ * quantized weights once per MMQ token tile (routed experts per tile of the tokens routed to them,
+ * uniform routing); others by the cuBLAS zero-copy curve (zero-copy.ts). Embedding rows are read
+ * once either way for quantized models. */
+function prefillRereads(e: Env): { dense: number; experts: number } {
+  if (!quantized(e.a)) {
+    const f = zeroCopyGemmFactor(e.micro);
+    return { dense: f, experts: f };
+  }
+  const { experts, expertsUsed } = e.a.arch;
+  const perExpert = experts > 0 ? (e.micro * Math.min(expertsUsed, experts)) / experts : e.micro;
+  return { dense: mmqZeroCopyFactor(e.micro), experts: mmqZeroCopyFactor(perExpert) };
+}
+
 export function spilloverZeroCopy(e: Env): StrategyResult {
   const { resident, host, base } = tieredBase(e, "spillover", 0);
   const bad = tieredCheck(e, resident, host);
@@ -324,11 +344,16 @@ export function spilloverZeroCopy(e: Env): StrategyResult {
   const stepRes = weightsTouched(e, e.w.batch) - stepHost + e.kvReadPerStep;
   const microHost = hostBytesRead(e, split, e.micro);
   const microRes = weightsTouched(e, e.micro) - microHost;
-  const factor = zeroCopyGemmFactor(e.micro);
-  const microS = gpuMicroTime(e, microRes) + (microHost / e.zc) * factor;
+  const rr = prefillRereads(e);
+  const microHostRead = quantized(e.a)
+    ? hostBytesRead(e, { ...split, experts: 0, dense: 0 }, e.micro) +
+      split.experts * touched(e.a, e.micro) * rr.experts +
+      split.dense * rr.dense
+    : microHost * rr.dense;
+  const microS = gpuMicroTime(e, microRes) + microHostRead / e.zc;
   if (host > 0) {
     base.notes.push(
-      `${fmtGiB(host)} of weights in pinned host RAM read zero-copy at ${e.m.zeroCopyGBs.toFixed(1)} GB/s; prefill GEMMs of ${e.micro} tokens re-read them ${factor.toFixed(1)}x`,
+      `${fmtGiB(host)} of weights in pinned host RAM read zero-copy at ${e.m.zeroCopyGBs.toFixed(1)} GB/s; prefill GEMMs of ${e.micro} tokens re-read them ${rr.dense.toFixed(1)}x${e.a.isMoe ? ` (routed experts ${rr.experts.toFixed(1)}x)` : ""}`,
     );
   } else base.notes.push("everything fits: spillover changes nothing");
   return finish(e, base, microS, {

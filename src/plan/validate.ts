@@ -113,7 +113,7 @@ export interface Validation {
   readonly calibratedByMetric: Readonly<Record<string, Tally>>;
 }
 
-const TOLERANCE_PCT = 25;
+export const TOLERANCE_PCT = 25;
 const GB = 1e9;
 
 function describeSuiteModel(

@@ -224,3 +224,15 @@ export function zeroCopyGemmFactor(m: number): number {
   }
   return first[1];
 }
+
+/** Tokens per tile of llama.cpp's quantized matmul (MMQ, ggml-cuda/mmq.cuh: mmq_x is at most 128
+ * on NVIDIA GPUs with tensor cores, and a 512-token micro-batch is cut into 4 such tiles). */
+export const MMQ_TOKEN_TILE = 128;
+
+/** The same factor for llama.cpp's quantized weights: every token tile is its own pass over the
+ * weight, and a weight read zero-copy is not kept on the GPU between passes (the H100 per-shape
+ * factors above step the same way, one pass per 128 or 256 rows of M). A routed expert sees only
+ * the tokens routed to it, so `m` is its share of the micro-batch. */
+export function mmqZeroCopyFactor(m: number): number {
+  return Math.max(1, Math.ceil(m / MMQ_TOKEN_TILE));
+}

@@ -77,7 +77,10 @@ export function modelNeeds(
           },
         ]
       : []),
-    { name: "spillover streaming", what: "on the roadmap, not in this release" },
+    {
+      name: "spillover streaming",
+      what: "prefill and other re-reading kernels read VRAM copies staged ahead (on by default; half its copy bound so far)",
+    },
   ];
   return {
     schema: "spillover-needs/1",

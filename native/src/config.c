@@ -161,6 +161,10 @@ int sp_config_parse(sp_config *c) {
       return bad("SPILLOVER_STREAM_RATIO", v, "a number from 0 to 1000000 (the default is 3)");
     c->stream_ratio = r;
   }
+  if ((v = getenv("SPILLOVER_STREAM_COPY")) && *v) {
+    if (strcmp(v, "engine") && strcmp(v, "kernel")) return bad("SPILLOVER_STREAM_COPY", v, "a copy path (use engine or kernel)");
+    c->stream_copy_kernel = v[0] == 'k';
+  }
   if (size_var("SPILLOVER_STREAM_BUDGET", 1, &c->stream_budget)) return -1;
   if ((c->stream_budget.kind == 1 && c->stream_budget.bytes == 0) ||
       (c->stream_budget.kind == 2 && (c->stream_budget.pct <= 0 || c->stream_budget.pct > 100)))

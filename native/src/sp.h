@@ -69,6 +69,7 @@ typedef struct sp_config {
   int stream;  /* SPILLOVER_STREAM: the streaming engine (stream.c); default on */
   sp_size stream_budget; /* SPILLOVER_STREAM_BUDGET: its staging arena, of the VRAM limit */
   double stream_ratio;   /* SPILLOVER_STREAM_RATIO: in-place time / link time above which a function stages */
+  int stream_copy_kernel; /* SPILLOVER_STREAM_COPY=kernel: staging copies by the SMs, not a copy engine */
   char stats_dir[512];
   char libcuda[512];
   char libnvml[512];

@@ -8,7 +8,10 @@
 **   sp_stage_hash      (u64 *slot, u64 npages, u64 *hashes)          hashes[i] = hash of page i
 **   sp_stage_writeback (u64 *slot, u64 *dst, u64 npages, u64 *hashes, u64 *written)
 **                      every page i whose hash differs from hashes[i] is copied to dst and counted
-** One block per 2 MiB page; every parameter is 8 bytes.
+**   sp_stage_copy      (u64 *dst, u64 *src, u64 npages, u64 *hashes)
+**                      dst = src, and hashes[i] += hash of page i (hashes zeroed first): the staging
+**                      copy by the SMs (SPILLOVER_STREAM_COPY=kernel), SP_STAGE_COPY_SPLIT blocks a page
+** One block per 2 MiB page (the copy: SP_STAGE_COPY_SPLIT); every parameter is 8 bytes.
 */
 #ifndef SP_STAGE_KERNELS_H
 #define SP_STAGE_KERNELS_H
@@ -22,6 +25,8 @@
 #define SP_STAGE_PAGE_WORDS (262144ull) /* 2 MiB of 8-byte words */
 #define SP_STAGE_KERNEL_HASH "sp_stage_hash"
 #define SP_STAGE_KERNEL_WRITEBACK "sp_stage_writeback"
+#define SP_STAGE_KERNEL_COPY "sp_stage_copy"
+#define SP_STAGE_COPY_SPLIT 8ull /* blocks per page: enough reads in flight to fill the link */
 
 /* One word's term of a page hash: the splitmix64 finaliser of the word mixed with its index, so
 ** the page hash (the wrapping sum of the terms) is order-independent, which lets every thread sum

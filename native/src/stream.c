@@ -75,7 +75,7 @@ typedef struct engine {
   CUcontext ctx;
   CUstream copy;
   CUmodule mod;
-  CUfunction f_hash, f_writeback;
+  CUfunction f_hash, f_writeback, f_copy;
   CUdeviceptr arena;   /* size bytes of slots, then one page of hashes and the write counter */
   uint64_t size, head;
   sp_rec *arena_rec;
@@ -210,6 +210,7 @@ static int engine_setup(engine *e, CUcontext ctx) {
       sp_real.cuModuleLoadData(&e->mod, sp_stage_ptx) != CUDA_SUCCESS ||
       sp_real.cuModuleGetFunction(&e->f_hash, e->mod, SP_STAGE_KERNEL_HASH) != CUDA_SUCCESS ||
       sp_real.cuModuleGetFunction(&e->f_writeback, e->mod, SP_STAGE_KERNEL_WRITEBACK) != CUDA_SUCCESS ||
+      sp_real.cuModuleGetFunction(&e->f_copy, e->mod, SP_STAGE_KERNEL_COPY) != CUDA_SUCCESS ||
       sp_real.cuEventCreate(&e->wb_done, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS ||
       sp_real.cuEventCreate(&e->order, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) {
     sp_log(SP_LOG_WARN, "stream: the staging stream or kernels could not be set up; reading host pages in place");
@@ -295,8 +296,24 @@ static void engine_start(engine *e, sp_dev *d, CUcontext ctx) {
 static CUdeviceptr hashes_of(const engine *e, uint64_t off) { return e->arena + e->size + off / SP_PAGE * 8; }
 static CUdeviceptr written_counter(const engine *e) { return e->arena + e->size + SP_PAGE - 8; }
 
-static CUresult launch_ours(engine *e, CUfunction f, uint64_t npages, void **args) {
-  return sp_real.cuLaunchKernel(f, (unsigned)npages, 1, 1, 256, 1, 1, 0, e->copy, args, NULL);
+static CUresult launch_ours(engine *e, CUfunction f, uint64_t blocks, void **args) {
+  return sp_real.cuLaunchKernel(f, (unsigned)blocks, 1, 1, 256, 1, 1, 0, e->copy, args, NULL);
+}
+
+/* The staging copy of r into the slot at dst, and the slot's page hashes: a copy engine then the
+** hash kernel, or (SPILLOVER_STREAM_COPY=kernel) one kernel doing both on the SMs. */
+static CUresult stage_copy(engine *e, CUdeviceptr dst, const sp_rec *r, CUdeviceptr hashes) {
+  CUdeviceptr src = r->va;
+  uint64_t npages = r->span / SP_PAGE;
+  if (sp_cfg.stream_copy_kernel) {
+    void *args[] = {&dst, &src, &npages, &hashes};
+    CUresult rc = sp_real.cuMemsetD8Async ? sp_real.cuMemsetD8Async(hashes, 0, npages * 8, e->copy)
+                                          : CUDA_ERROR_NOT_FOUND;
+    return rc == CUDA_SUCCESS ? launch_ours(e, e->f_copy, npages * SP_STAGE_COPY_SPLIT, args) : rc;
+  }
+  void *args[] = {&dst, &npages, &hashes};
+  CUresult rc = sp_real.cuMemcpyDtoDAsync_v2(dst, src, r->span, e->copy);
+  return rc == CUDA_SUCCESS ? launch_ours(e, e->f_hash, npages, args) : rc;
 }
 
 /* Lock held. A staging's copy time (start to ready on the copy stream) counts as copy-engine busy
@@ -381,9 +398,7 @@ static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
   int64_t off = ring_take(e, r->span, demand);
   if (off < 0) return NULL;
   slot *s = &e->slots[idx];
-  CUdeviceptr dst = e->arena + (uint64_t)off, src = r->va, hashes = hashes_of(e, (uint64_t)off);
-  uint64_t npages = r->span / SP_PAGE;
-  void *args[] = {&dst, &npages, &hashes};
+  CUdeviceptr dst = e->arena + (uint64_t)off, hashes = hashes_of(e, (uint64_t)off);
   if (r->stage_wb && sp_real.cuEventQuery(e->wb_done) == CUDA_SUCCESS) r->stage_wb = 0;
   CUresult rc = CUDA_SUCCESS;
   if (!r->stage_clean) {
@@ -396,8 +411,7 @@ static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
     if (e->timed_head - e->timed_tail >= MAX_SLOTS) e->timed_tail = e->timed_head - MAX_SLOTS + 1;
     e->timed_q[e->timed_head++ % MAX_SLOTS] = idx;
   }
-  if (rc == CUDA_SUCCESS) rc = sp_real.cuMemcpyDtoDAsync_v2(dst, src, r->span, e->copy);
-  if (rc == CUDA_SUCCESS) rc = launch_ours(e, e->f_hash, npages, args);
+  if (rc == CUDA_SUCCESS) rc = stage_copy(e, dst, r, hashes);
   if (rc == CUDA_SUCCESS) rc = sp_real.cuEventRecord(s->ready, e->copy);
   if (rc != CUDA_SUCCESS) {
     sp_log(SP_LOG_DEBUG, "stream: staging %llu bytes at 0x%llx failed (CUresult %d); read in place",

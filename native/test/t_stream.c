@@ -63,6 +63,8 @@ static int exact(int expect_staging) {
     CHECK(s.stream.stage_hits >= 7, "only %llu launches read the staged copy", (unsigned long long)s.stream.stage_hits);
     CHECK(s.stream.budget_bytes == 16 * MiB, "budget %llu", (unsigned long long)s.stream.budget_bytes);
     CHECK(s.stream.copy_busy_ns > 0, "no copy time counted for %llu stagings", (unsigned long long)s.stream.staged_ranges);
+    CHECK(s.stream.writeback_pages == 0, "%llu unwritten pages written back (the staging and write-back hashes differ)",
+          (unsigned long long)s.stream.writeback_pages);
   } else {
     CHECK(s.stream.staged_ranges == 0 && s.stream.stage_hits == 0 && s.stream.budget_bytes == 0,
           "SPILLOVER_STREAM=0 staged %llu ranges", (unsigned long long)s.stream.staged_ranges);

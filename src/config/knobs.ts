@@ -168,6 +168,22 @@ export const KNOBS = [
     rejected: "lots",
   },
   {
+    key: "stream_copy",
+    env: "SPILLOVER_STREAM_COPY",
+    flag: {
+      name: "streamCopy",
+      spelling: "--stream-copy <engine|kernel>",
+      description:
+        "how the streaming engine copies host pages into VRAM: a copy engine, or a kernel on the SMs",
+    },
+    field: enumField(["engine", "kernel"] as const),
+    toEnv: same,
+    default: "`engine`",
+    doc: "`engine`: staging copies on a copy engine (the SMs stay free; measured on the H200 at about 25-35 GB/s from host VMM pages); `kernel`: a kernel on the SMs copies and hashes in one pass (kernels read host VMM pages at about 51 GB/s; it takes SMs from the program while it runs; not yet measured end to end)",
+    accepted: "kernel",
+    rejected: "dma",
+  },
+  {
     key: "stream_ratio",
     env: "SPILLOVER_STREAM_RATIO",
     flag: {

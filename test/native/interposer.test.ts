@@ -134,6 +134,16 @@ describe("tiered allocations", () => {
     expectOk(run("t_stream", ["fivestreams"], STREAM), "ok fivestreams");
   });
 
+  test.each(["exact", "written", "ring"])(
+    "stream with SPILLOVER_STREAM_COPY=kernel (the SMs copy and hash): %s",
+    (scenario) => {
+      expectOk(
+        run("t_stream", [scenario], { ...STREAM, SPILLOVER_STREAM_COPY: "kernel" }),
+        `ok ${scenario}`,
+      );
+    },
+  );
+
   test("SPILLOVER_STREAM=0: nothing staged, the same words", () => {
     expectOk(run("t_stream", ["off"], { ...STREAM, SPILLOVER_STREAM: "0" }), "ok off");
   });

@@ -129,7 +129,7 @@ struct CUevent_st {
   double t_ms;
 };
 
-typedef enum { K_FILL, K_VERIFY, K_VERIFY_CONST, K_READ, K_STAGE_HASH, K_STAGE_WRITEBACK } kernel_id;
+typedef enum { K_FILL, K_VERIFY, K_VERIFY_CONST, K_READ, K_STAGE_HASH, K_STAGE_WRITEBACK, K_STAGE_COPY } kernel_id;
 
 struct CUmod_st {
   uint32_t magic;
@@ -1766,7 +1766,8 @@ EXPORT CUresult cuModuleGetFunction(CUfunction *fn, CUmodule mod, const char *na
                {SPILL_KERNEL_VERIFY_CONST, K_VERIFY_CONST, 4},
                {SPILL_KERNEL_READ, K_READ, 3},
                {SP_STAGE_KERNEL_HASH, K_STAGE_HASH, 3},
-               {SP_STAGE_KERNEL_WRITEBACK, K_STAGE_WRITEBACK, 5}};
+               {SP_STAGE_KERNEL_WRITEBACK, K_STAGE_WRITEBACK, 5},
+               {SP_STAGE_KERNEL_COPY, K_STAGE_COPY, 4}};
   for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
     if (strcmp(known[i].name, name) == 0) {
       struct CUfunc_st *f = calloc(1, sizeof *f);
@@ -1838,6 +1839,21 @@ static CUresult run_kernel(CUfunction f, const uint64_t *a) {
       if ((rc = check_kernel_range(a[1] + p * words * 8, words * 8, ACC_WRITE)) != CUDA_SUCCESS) return rc;
       memcpy((uint64_t *)(uintptr_t)a[1] + p * words, page, words * 8);
       *(uint64_t *)(uintptr_t)a[4] += 1;
+    }
+    break;
+  }
+  case K_STAGE_COPY: { /* (dst, src, npages, hashes): copy, and add each page's hash */
+    uint64_t npages = a[2], words = SP_STAGE_PAGE_WORDS, *hashes = (uint64_t *)(uintptr_t)a[3];
+    if (npages > UINT64_MAX / (words * 8)) return CUDA_ERROR_ILLEGAL_ADDRESS;
+    if ((rc = check_kernel_range(a[1], npages * words * 8, ACC_READ)) != CUDA_SUCCESS) return rc;
+    if ((rc = check_kernel_range(a[0], npages * words * 8, ACC_WRITE)) != CUDA_SUCCESS) return rc;
+    if ((rc = check_kernel_range(a[3], npages * 8, ACC_WRITE)) != CUDA_SUCCESS) return rc;
+    memcpy((void *)(uintptr_t)a[0], (const void *)(uintptr_t)a[1], npages * words * 8);
+    for (uint64_t p = 0; p < npages; p++) {
+      const uint64_t *page = (const uint64_t *)(uintptr_t)a[0] + p * words;
+      uint64_t h = 0;
+      for (uint64_t i = 0; i < words; i++) h += sp_stage_term(page[i], i);
+      hashes[p] += h;
     }
     break;
   }

@@ -26,6 +26,7 @@ export const runCommand = defineCommand({
     "noStream",
     "streamBudget",
     "streamRatio",
+    "streamCopy",
     "log",
     "noBroker",
     "socket",

@@ -610,13 +610,17 @@ def bigger_than_card(by_id, physical):
         notes.append(f"NOT spillover's defaults: the run set {settings}")
     else:
         notes.append("no SPILLOVER_VRAM_LIMIT or other setting (only " + ", ".join(HARNESS_ENV) + ")")
-    st = e.get("spill_stats") or m.get("stats_after_decode") or {}
+    # the timed decode's record (the eager copy of the sequence runs after it); the exit record
+    # for what the whole run reached
+    st = m.get("stats_after_decode") or e.get("spill_stats") or {}
+    ex = e.get("spill_stats") or st
     if st:
         notes.append(f"spillover's defaults chose: VRAM limit {gb(st.get('vram_limit'))} of {gb(st.get('vram_physical'))} "
                      f"physical, reserve {gb(st.get('vram_reserve'))}, pinned limit {gb(st.get('pinned_limit'))}; "
-                     f"at exit host (pinned) {gb(st.get('tier_pinned_bytes'))} (peak {gb(st.get('tier_pinned_peak'))}), "
-                     f"VRAM {gb(st.get('tier_vram_bytes'))} tiered + {gb(st.get('passthrough_bytes'))} passthrough, "
-                     f"{st.get('migrations')} migrations; the program was told {gb(st.get('reported_total'))} of VRAM")
+                     f"{'after the timed decode' if m.get('stats_after_decode') else 'at exit'}: host (pinned) "
+                     f"{gb(st.get('tier_pinned_bytes'))}, VRAM {gb(st.get('tier_vram_bytes'))} tiered + "
+                     f"{gb(st.get('passthrough_bytes'))} passthrough; whole run: host peak {gb(ex.get('tier_pinned_peak'))}, "
+                     f"{ex.get('migrations')} migrations; the program was told {gb(st.get('reported_total'))} of VRAM")
     else:
         notes.append("no stats record (was the interposer loaded?)")
     d = m.get("decode") or {}

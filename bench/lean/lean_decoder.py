@@ -12,15 +12,26 @@ advanced, so replays generate tokens without the CPU). Timing: CUDA events, warm
 median of --reps repetitions (decode: --decode-tokens tokens each, reported per token).
 
 Also: a sha256 of the final logits of a fixed sequence (prompt, then --seq-steps greedy steps)
-for bitwise comparison between runs; when the interposer is loaded, its stats record before and
+for bitwise comparison between runs (graph mode replays the captured steps; --seq-eager true runs
+the sequence eagerly too, as "sequence_eager"); when the interposer is loaded, its stats record before and
 after the timed decode repetitions (pages moved per decode step after warm-up) and where the
 pages of the weights, the KV cache and everything else the caching allocator holds live; the
 stats record around the timed prefills too (host bytes, the streaming engine's counters) and the
 prefill's logits sha256 (bench/stream/ compares the hand-written streaming baseline against it).
 
+Mode reference: that fixed sequence's tokens and final logits sha256 WITHOUT holding the model,
+for a model larger than the card: every forward (the prompt, then each greedy step) regenerates
+the weights in load order from the same seeded generator, one at a time, and runs each layer as
+soon as its weights exist, with the same layer code, shapes, KV cache and buffers as the eager
+path, so its hash is the eager run's bit for bit. It holds one layer's weights, the embedding or
+lm_head, the KV cache and the activations (a few GB for the ~169 GB model below), and pays one
+regeneration of every weight per forward (1 + --seq-steps of them).
+--device cpu runs eager and reference on the CPU (tests with a tiny model; no page sample).
+
   python3 bench/lean/lean_decoder.py --mode graph --out r.json           14.5 GB default model
   python3 bench/lean/lean_decoder.py --hidden 8192 --intermediate 28672 --heads 64 --layers 98 \
       --phases decode --mode graph --out big.json                          ~169 GB
+  (the same flags with --mode reference: its sequence without spillover, in a few GB)
 `--spec JSON` (keys named like the flags, dashes as underscores) is accepted too, so
 bench/suite.py's run_workload can start it; the output is that protocol's JSON
 ({"metrics", "spill_stats", "vram_used_smi_mib", "env", "duration_s"})."""
@@ -44,8 +55,11 @@ DEFAULTS = {
     "hidden": 4096, "intermediate": 14336, "layers": 32, "heads": 32, "kv_heads": 8, "vocab": 32000,
     "mode": "graph", "phases": "prefill,decode", "prefill_m": 2048, "decode_pos": None,
     "decode_tokens": 4, "reps": 5, "warmup_reps": 2, "warmup_s": 3.0, "decode_budget_s": 30.0,
-    "seq_prompt": None, "seq_steps": 8, "seed": 1234, "sample_pages": True,
+    "seq_prompt": None, "seq_steps": 8, "seed": 1234, "sample_pages": True, "seq_eager": False,
+    "device": "cuda",
 }
+MODES = ("eager", "graph", "reference")
+LAYER_KINDS = ("q", "k", "v", "o", "gate", "up", "down", "in_norm", "post_norm")  # one layer, load order
 
 
 def weight_bytes_of(hidden, intermediate, layers, heads, kv_heads, vocab):
@@ -53,6 +67,32 @@ def weight_bytes_of(hidden, intermediate, layers, heads, kv_heads, vocab):
     hd = hidden // heads
     per_layer = hidden * heads * hd * 2 + hidden * kv_heads * hd * 2 + 3 * hidden * intermediate + 2 * hidden
     return 2 * (layers * per_layer + 2 * vocab * hidden + hidden)
+
+
+def weight_plan(hidden, intermediate, layers, heads, kv_heads, vocab):
+    """Every weight in load order: (name, shape, std of its normal fill, or None for a norm of
+    ones). The build and the reference both walk it, so they draw the generator alike."""
+    H, I, hd = hidden, intermediate, hidden // heads
+    yield "embed", (vocab, H), 1.0
+    shapes = {"q": (heads * hd, H), "k": (kv_heads * hd, H), "v": (kv_heads * hd, H), "o": (H, heads * hd),
+              "gate": (I, H), "up": (I, H), "down": (H, I), "in_norm": (H,), "post_norm": (H,)}
+    for i in range(layers):
+        for kind in LAYER_KINDS:
+            shape = shapes[kind]
+            yield f"l{i}.{kind}", shape, (None if kind.endswith("norm") else 1.0 / math.sqrt(shape[-1]))
+    yield "final_norm", (H,), None
+    yield "lm_head", (vocab, H), 1.0 / math.sqrt(H)
+
+
+def lengths(cfg):
+    """(prefill tokens, decode position, sequence prompt, KV cache length) of these flags; the
+    reference must size its cache and prompt exactly as the run it checks."""
+    pm = int(cfg["prefill_m"]) if "prefill" in cfg["phases"] else 0
+    dpos = cfg["decode_pos"] if cfg["decode_pos"] is not None else (pm if pm else 128)
+    seq_prompt = int(cfg["seq_prompt"] or (pm if pm else 32))
+    T = max(1, int(cfg["decode_tokens"]))
+    need = max(pm, seq_prompt + int(cfg["seq_steps"]), dpos + T * 1) + 8
+    return pm, dpos, seq_prompt, (need + 63) // 64 * 64
 
 
 def parse():
@@ -79,8 +119,12 @@ def parse():
         v = getattr(a, k)
         if v is not None:
             cfg[k] = v
-    if cfg["mode"] not in ("eager", "graph"):
-        p.error(f"--mode {cfg['mode']!r}: use eager or graph")
+    if cfg["mode"] not in MODES:
+        p.error(f"--mode {cfg['mode']!r}: use eager, graph or reference")
+    if cfg["device"] not in ("cuda", "cpu"):
+        p.error(f"--device {cfg['device']!r}: use cuda or cpu")
+    if cfg["device"] == "cpu" and cfg["mode"] == "graph":
+        p.error("--mode graph needs --device cuda (CUDA graphs); use --mode eager or reference on the CPU")
     phases = [x for x in str(cfg["phases"]).split(",") if x]
     if not phases or any(x not in ("prefill", "decode") for x in phases):
         p.error(f"--phases {cfg['phases']!r}: use prefill, decode or prefill,decode")
@@ -90,67 +134,94 @@ def parse():
     return cfg, a.out
 
 
+def _sdpa_math(q, k, v, attn_mask=None, is_causal=False):
+    """scaled_dot_product_attention for torch < 2.0 (Debian's CPU torch, which the CPU tests use);
+    torch 2.x, as on the GPU machine, has its own and this is never called there."""
+    import torch
+
+    s = (q.float() @ k.float().transpose(-2, -1)) / math.sqrt(q.shape[-1])
+    if is_causal:
+        s = s.masked_fill(torch.ones(s.shape[-2], s.shape[-1], dtype=torch.bool, device=s.device).tril().logical_not(),
+                          float("-inf"))
+    if attn_mask is not None:
+        s = s.masked_fill(attn_mask.logical_not(), float("-inf"))
+    return (s.softmax(-1) @ v.float()).to(q.dtype)
+
+
 class Lean:
-    def __init__(self, torch, cfg):
+    def __init__(self, torch, cfg, build=True):
+        """The model of cfg; build=False makes only its shapes and layer code (the reference
+        generates the weights itself, a layer at a time)."""
         self.t = torch
         F = torch.nn.functional
         self.F = F
+        self.sdpa = getattr(F, "scaled_dot_product_attention", None) or _sdpa_math
         c = cfg
+        self.cfg = cfg
+        self.dev = c.get("device", "cuda")
         self.H, self.I, self.L = c["hidden"], c["intermediate"], c["layers"]
         self.nh, self.nkv, self.V = c["heads"], c["kv_heads"], c["vocab"]
         self.hd = self.H // self.nh
         self.rep = self.nh // self.nkv
         self.eps = 1e-5
-        dev = "cuda"
-        bf = torch.bfloat16
-        g = torch.Generator(device=dev)
-        g.manual_seed(int(c["seed"]))
         self.weights = []  # (name, tensor) in load order
-
-        def w(name, *shape, std=None):
-            t = torch.empty(*shape, dtype=bf, device=dev)
-            t.normal_(0.0, std if std is not None else 1.0 / math.sqrt(shape[-1]), generator=g)
+        self.layers = [{} for _ in range(self.L)]
+        self.weight_bytes = 0
+        if not build:
+            return
+        g = self.generator()
+        for name, shape, std in self.plan():
+            t = self.new_weight(shape, std, g)
             self.weights.append((name, t))
-            return t
-
-        def norm(name):
-            t = torch.ones(self.H, dtype=bf, device=dev)
-            self.weights.append((name, t))
-            return t
-
-        H, I, hd = self.H, self.I, self.hd
-        self.embed = w("embed", self.V, H, std=1.0)
-        self.layers = []
-        for i in range(self.L):
-            self.layers.append({
-                "q": w(f"l{i}.q", self.nh * hd, H), "k": w(f"l{i}.k", self.nkv * hd, H),
-                "v": w(f"l{i}.v", self.nkv * hd, H), "o": w(f"l{i}.o", H, self.nh * hd),
-                "gate": w(f"l{i}.gate", I, H), "up": w(f"l{i}.up", I, H), "down": w(f"l{i}.down", H, I),
-                "in_norm": norm(f"l{i}.in_norm"), "post_norm": norm(f"l{i}.post_norm"),
-            })
-        self.final_norm = norm("final_norm")
-        self.lm_head = w("lm_head", self.V, H)
-        torch.cuda.synchronize()
+            if name.startswith("l") and "." in name:
+                i, kind = name[1:].split(".")
+                self.layers[int(i)][kind] = t
+            else:
+                setattr(self, name, t)
+        self.sync()
         self.weight_bytes = sum(t.numel() * t.element_size() for _, t in self.weights)
+
+    def plan(self):
+        return weight_plan(self.H, self.I, self.L, self.nh, self.nkv, self.V)
+
+    def generator(self):
+        """The weights' generator, seeded: every weight is drawn from it in load order."""
+        g = self.t.Generator(device=self.dev)
+        g.manual_seed(int(self.cfg["seed"]))
+        return g
+
+    def new_weight(self, shape, std, g):
+        """One weight of weight_plan: a fresh tensor filled from g (or ones for a norm, no draw)."""
+        torch = self.t
+        if std is None:
+            return torch.ones(*shape, dtype=torch.bfloat16, device=self.dev)
+        t = torch.empty(*shape, dtype=torch.bfloat16, device=self.dev)
+        t.normal_(0.0, std, generator=g)
+        return t
+
+    def sync(self):
+        if self.dev == "cuda":
+            self.t.cuda.synchronize()
 
     def alloc_state(self, max_seq, prefill_m):
         """The static KV cache and buffers, after the weights (as a server allocates them)."""
         torch = self.t
         S = max_seq
         self.S = S
-        self.kc = [torch.zeros(1, self.nkv, S, self.hd, dtype=torch.bfloat16, device="cuda") for _ in range(self.L)]
-        self.vc = [torch.zeros(1, self.nkv, S, self.hd, dtype=torch.bfloat16, device="cuda") for _ in range(self.L)]
+        dev = self.dev
+        self.kc = [torch.zeros(1, self.nkv, S, self.hd, dtype=torch.bfloat16, device=dev) for _ in range(self.L)]
+        self.vc = [torch.zeros(1, self.nkv, S, self.hd, dtype=torch.bfloat16, device=dev) for _ in range(self.L)]
         self.kv_bytes = sum(t.numel() * 2 for t in self.kc + self.vc)
-        inv = 1.0 / (10000.0 ** (torch.arange(0, self.hd, 2, device="cuda", dtype=torch.float32) / self.hd))
-        fr = torch.outer(torch.arange(S, device="cuda", dtype=torch.float32), inv)
+        inv = 1.0 / (10000.0 ** (torch.arange(0, self.hd, 2, device=dev, dtype=torch.float32) / self.hd))
+        fr = torch.outer(torch.arange(S, device=dev, dtype=torch.float32), inv)
         emb = torch.cat([fr, fr], dim=-1)
         self.cos, self.sin = emb.cos(), emb.sin()
-        self.ar = torch.arange(S, device="cuda")
-        self.tok = torch.zeros(1, 1, dtype=torch.long, device="cuda")    # decode input (and next token)
-        self.pos = torch.zeros(1, dtype=torch.long, device="cuda")       # decode position
-        self.logits = torch.zeros(1, self.V, dtype=torch.bfloat16, device="cuda")
-        self.pf_tok = torch.zeros(1, max(1, prefill_m), dtype=torch.long, device="cuda")
-        torch.cuda.synchronize()
+        self.ar = torch.arange(S, device=dev)
+        self.tok = torch.zeros(1, 1, dtype=torch.long, device=dev)    # decode input (and next token)
+        self.pos = torch.zeros(1, dtype=torch.long, device=dev)       # decode position
+        self.logits = torch.zeros(1, self.V, dtype=torch.bfloat16, device=dev)
+        self.pf_tok = torch.zeros(1, max(1, prefill_m), dtype=torch.long, device=dev)
+        self.sync()
 
     def _rms(self, x, w):
         xf = x.float()
@@ -186,46 +257,88 @@ class Lean:
         q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
         self.kc[i][:, :, :M].copy_(k)
         self.vc[i][:, :, :M].copy_(v)
-        o = F.scaled_dot_product_attention(q, k.repeat_interleave(self.rep, dim=1),
-                                           v.repeat_interleave(self.rep, dim=1), is_causal=True)
+        o = self.sdpa(q, k.repeat_interleave(self.rep, dim=1), v.repeat_interleave(self.rep, dim=1), is_causal=True)
         x = x + F.linear(o[0].transpose(0, 1).reshape(M, self.nh * self.hd), ly["o"])
         return x + self._mlp(self._rms(x, ly["post_norm"]), ly)
+
+    def prefill_start(self, ids, embed):
+        return self.F.embedding(ids[0], embed)  # [M, H]
+
+    def prefill_end(self, x, M, final_norm=None, lm_head=None):
+        self._head(x[M - 1 : M], final_norm, lm_head)
+        self.pos.fill_(M)
 
     def prefill(self, ids):
         """Positions 0..M-1 of ids [1, M]; fills the cache; leaves the next token and position."""
         M = ids.shape[1]
-        x = self.F.embedding(ids[0], self.embed)  # [M, H]
+        x = self.prefill_start(ids, self.embed)
         for i, ly in enumerate(self.layers):
             x = self.prefill_layer(x, i, ly)
-        self._head(x[M - 1 : M])
-        self.pos.fill_(M)
+        self.prefill_end(x, M)
 
     def prefill_static(self):
         self.prefill(self.pf_tok)
 
+    def decode_start(self, embed):
+        """The step's input row and what every layer shares: (x [1, H], (cos, sin, mask))."""
+        x = self.F.embedding(self.tok[0], embed)  # [1, H]
+        cos, sin = self.cos.index_select(0, self.pos), self.sin.index_select(0, self.pos)  # [1, hd]
+        mask = (self.ar <= self.pos).view(1, 1, 1, self.S)
+        return x, (cos, sin, mask)
+
+    def decode_layer(self, x, i, ly, at):
+        """Layer i of one decode step with the weights in ly; writes cache i at self.pos."""
+        F = self.F
+        cos, sin, mask = at
+        h = self._rms(x, ly["in_norm"])
+        q = F.linear(h, ly["q"]).view(1, self.nh, 1, self.hd)
+        k = F.linear(h, ly["k"]).view(1, self.nkv, 1, self.hd)
+        v = F.linear(h, ly["v"]).view(1, self.nkv, 1, self.hd)
+        q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
+        self.kc[i].index_copy_(2, self.pos, k)
+        self.vc[i].index_copy_(2, self.pos, v)
+        # grouped-query attention without copying the cache: the query heads that share a
+        # KV head become query rows of it (head j*rep + r uses KV head j, as repeat_interleave)
+        o = self.sdpa(q.view(1, self.nkv, self.rep, self.hd), self.kc[i], self.vc[i], attn_mask=mask)
+        x = x + F.linear(o.reshape(1, self.nh * self.hd), ly["o"])
+        return x + self._mlp(self._rms(x, ly["post_norm"]), ly)
+
+    def decode_end(self, x, final_norm=None, lm_head=None):
+        self._head(x, final_norm, lm_head)
+        self.pos.add_(1)
+
     def decode_step(self):
         """One token: reads self.tok at self.pos, writes logits, the argmax into self.tok, pos + 1.
         Only device tensors change between steps, so the same step is captured once as a graph."""
-        F = self.F
-        x = F.embedding(self.tok[0], self.embed)  # [1, H]
-        cos, sin = self.cos.index_select(0, self.pos), self.sin.index_select(0, self.pos)  # [1, hd]
-        mask = (self.ar <= self.pos).view(1, 1, 1, self.S)
+        x, at = self.decode_start(self.embed)
         for i, ly in enumerate(self.layers):
-            h = self._rms(x, ly["in_norm"])
-            q = F.linear(h, ly["q"]).view(1, self.nh, 1, self.hd)
-            k = F.linear(h, ly["k"]).view(1, self.nkv, 1, self.hd)
-            v = F.linear(h, ly["v"]).view(1, self.nkv, 1, self.hd)
-            q, k = self._rope(q, cos, sin), self._rope(k, cos, sin)
-            self.kc[i].index_copy_(2, self.pos, k)
-            self.vc[i].index_copy_(2, self.pos, v)
-            # grouped-query attention without copying the cache: the query heads that share a
-            # KV head become query rows of it (head j*rep + r uses KV head j, as repeat_interleave)
-            o = F.scaled_dot_product_attention(q.view(1, self.nkv, self.rep, self.hd), self.kc[i], self.vc[i],
-                                               attn_mask=mask)
-            x = x + F.linear(o.reshape(1, self.nh * self.hd), ly["o"])
-            x = x + self._mlp(self._rms(x, ly["post_norm"]), ly)
-        self._head(x)
-        self.pos.add_(1)
+            x = self.decode_layer(x, i, ly, at)
+        self.decode_end(x)
+
+    def streamed(self, start, layer, end):
+        """One forward without holding the model (the reference): regenerates every weight in
+        load order from a freshly seeded generator, exactly as the build draws them, and hands
+        them on as they come: start(embed) -> x, layer(x, i, weights of layer i) -> x once a
+        layer is complete, end(x, final_norm, lm_head). Returns the bytes generated."""
+        g = self.generator()
+        x, ly, final_norm, nbytes = None, {}, None, 0
+        for name, shape, std in self.plan():
+            t = self.new_weight(shape, std, g)
+            nbytes += t.numel() * t.element_size()
+            if name == "embed":
+                x = start(t)
+            elif name == "final_norm":
+                final_norm = t
+            elif name == "lm_head":
+                end(x, final_norm, t)
+            else:
+                i, kind = name[1:].split(".")
+                ly[kind] = t
+                if len(ly) == len(LAYER_KINDS):
+                    x = layer(x, int(i), ly)
+                    ly = {}
+            del t
+        return nbytes
 
 
 def capture(torch, fn, warm=2):
@@ -244,7 +357,11 @@ def capture(torch, fn, warm=2):
     return g
 
 
-def ev_time(torch, fn):
+def ev_time(torch, fn, dev="cuda"):
+    if dev != "cuda":
+        t = time.perf_counter()
+        fn()
+        return time.perf_counter() - t
     a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     a.record()
     fn()
@@ -352,23 +469,107 @@ def decode_read_bytes(m, pos, sample):
     return {"host_bytes": int(w_h + kv_h), "vram_bytes": int(w_b - w_h + kv_b - kv_h)}
 
 
+def stats_now(torch, dev):
+    """The interposer's stats record (None on the CPU, where there is none)."""
+    return common.stats_now(torch) if dev == "cuda" else None
+
+
+def prompt_of(torch, cfg, V):
+    """The fixed prompt tokens on the CPU (the same draws in every mode)."""
+    pm, _, seq_prompt, _ = lengths(cfg)
+    gen = torch.Generator().manual_seed(int(cfg["seed"]) + 1)
+    return torch.randint(3, V, (1, max(pm, seq_prompt)), generator=gen)
+
+
+def fixed_sequence(m, prompt_cpu, L, steps, prefill, step):
+    """The sequence every mode hashes: the cache zeroed, prefill(prompt[:L]), then `steps` greedy
+    steps; the tokens fed to each step and the sha256 of the last step's logits (as float32)."""
+    for c in m.kc + m.vc:
+        c.zero_()
+    prefill(prompt_cpu[:, :L].to(m.dev))
+    toks = []
+    for _ in range(steps):
+        toks.append(m.tok.clone())
+        step()
+    m.sync()
+    logits = m.logits.float().cpu().numpy().tobytes()
+    return {"prompt_tokens": L, "steps": steps, "tokens": [int(t.item()) for t in toks],
+            "final_logits_sha256": hashlib.sha256(logits).hexdigest()}
+
+
+def reference(cfg):
+    """--mode reference: the fixed sequence of run(cfg) without ever holding the model (see the
+    module's doc): each forward regenerates the weights (Lean.streamed) and runs every layer with
+    the eager path's own code (prefill_layer, decode_layer) on the same cache and buffers."""
+    import torch
+
+    pm, _, seq_prompt, max_seq = lengths(cfg)
+    steps = int(cfg["seq_steps"])
+    m = Lean(torch, cfg, build=False)
+    wb = weight_bytes_of(cfg["hidden"], cfg["intermediate"], cfg["layers"], cfg["heads"], cfg["kv_heads"], cfg["vocab"])
+    common.log(f"lean decoder reference: {cfg['layers']} layers, {wb / 1e9:.2f} GB of weights regenerated "
+               f"{1 + steps} times (prompt {seq_prompt} tokens, {steps} steps), max_seq {max_seq}, device {m.dev}")
+    m.alloc_state(max_seq, pm if pm else seq_prompt)
+    prompt_cpu = prompt_of(torch, cfg, m.V)
+    generated = []
+
+    def prefill(ids):
+        M = ids.shape[1]
+        generated.append(m.streamed(lambda embed: m.prefill_start(ids, embed), m.prefill_layer,
+                                    lambda x, fn, lm: m.prefill_end(x, M, fn, lm)))
+
+    def step():
+        at = []
+
+        def start(embed):
+            x, a = m.decode_start(embed)
+            at.append(a)
+            return x
+
+        generated.append(m.streamed(start, lambda x, i, ly: m.decode_layer(x, i, ly, at[0]), m.decode_end))
+
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        seq = fixed_sequence(m, prompt_cpu, seq_prompt, steps, prefill, step)
+    secs = time.perf_counter() - t0
+    seq["graph_steps"] = False
+    out = {"config": {k: (v if not isinstance(v, list) else ",".join(v)) for k, v in cfg.items()},
+           "mode_effective": "reference", "weight_bytes": wb, "kv_bytes": m.kv_bytes, "max_seq": max_seq,
+           "sequence": seq,
+           "reference": {"forwards": len(generated), "generated_bytes": sum(generated), "seconds": round(secs, 3),
+                         "generated_gb_per_s": round(sum(generated) / secs / 1e9, 2) if secs > 0 else None}}
+    if sum(generated) != len(generated) * wb:
+        raise RuntimeError(f"the reference generated {sum(generated)} bytes in {len(generated)} forwards; "
+                           f"the model has {wb}: its load order is not the build's")
+    if m.dev == "cuda":
+        out["reference"]["peak_allocated_bytes"] = int(torch.cuda.max_memory_allocated())
+        out["torch_max_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
+        free, total = torch.cuda.mem_get_info()
+        out["reported_vram_total_bytes"] = int(total)
+    out["torch_version"] = torch.__version__
+    common.log(f"reference sequence: tokens {seq['tokens']}, logits sha256 {seq['final_logits_sha256'][:16]}; "
+               f"{len(generated)} forwards, {sum(generated) / 1e9:.1f} GB generated in {secs:.1f} s"
+               + (f", peak allocated {out['reference']['peak_allocated_bytes'] / 1e9:.2f} GB" if m.dev == "cuda" else ""))
+    return out
+
+
 def run(cfg):
     import torch
 
+    if cfg["mode"] == "reference":
+        return reference(cfg)
     m_out = {"config": {k: (v if not isinstance(v, list) else ",".join(v)) for k, v in cfg.items()}}
     mode = cfg["mode"]
     phases = cfg["phases"]
-    pm = int(cfg["prefill_m"]) if "prefill" in phases else 0
-    dpos = cfg["decode_pos"] if cfg["decode_pos"] is not None else (pm if pm else 128)
-    seq_prompt = int(cfg["seq_prompt"] or (pm if pm else 32))
+    dev = cfg["device"]
+    pm, dpos, seq_prompt, max_seq = lengths(cfg)
     T = max(1, int(cfg["decode_tokens"]))
     R = max(1, int(cfg["reps"]))
-    need = max(pm, seq_prompt + int(cfg["seq_steps"]), dpos + T * 1) + 8
-    max_seq = (need + 63) // 64 * 64
+    sample_pages = cfg["sample_pages"] and dev == "cuda"
     common.log(f"lean decoder: {cfg['layers']} layers, hidden {cfg['hidden']}, intermediate {cfg['intermediate']}, "
                f"mode {mode}, phases {phases}, max_seq {max_seq}, predicted weights "
                f"{weight_bytes_of(cfg['hidden'], cfg['intermediate'], cfg['layers'], cfg['heads'], cfg['kv_heads'], cfg['vocab']) / 1e9:.2f} GB")
-    st0 = common.stats_now(torch)
+    st0 = stats_now(torch, dev)
     t0 = time.perf_counter()
     m = Lean(torch, cfg)
     m_out["build_s"] = round(time.perf_counter() - t0, 3)
@@ -377,11 +578,10 @@ def run(cfg):
     m.alloc_state(max_seq, pm if pm else seq_prompt)
     m_out["kv_bytes"] = m.kv_bytes
     m_out["max_seq"] = max_seq
-    m_out["stats_after_build"] = common.stats_now(torch)
+    m_out["stats_after_build"] = stats_now(torch, dev)
     m_out["stats_at_start"] = st0
-    gen = torch.Generator().manual_seed(int(cfg["seed"]) + 1)
-    prompt_cpu = torch.randint(3, m.V, (1, max(pm, seq_prompt)), generator=gen)
-    m.pf_tok.copy_(prompt_cpu[:, : m.pf_tok.shape[1]].to("cuda"))
+    prompt_cpu = prompt_of(torch, cfg, m.V)
+    m.pf_tok.copy_(prompt_cpu[:, : m.pf_tok.shape[1]].to(dev))
     eff_mode = mode
     graphs = {}
     with torch.no_grad():
@@ -411,11 +611,11 @@ def run(cfg):
 
         if "prefill" in phases:
             ts = []
-            warm_s = ev_time(torch, run_prefill)  # warm-up
-            st_pa = common.stats_now(torch)
+            warm_s = ev_time(torch, run_prefill, dev)  # warm-up
+            st_pa = stats_now(torch, dev)
             for _ in range(R):
-                ts.append(ev_time(torch, run_prefill))
-            st_pb = common.stats_now(torch)
+                ts.append(ev_time(torch, run_prefill, dev))
+            st_pb = stats_now(torch, dev)
             sp = spread(ts)
             # every repetition computes the same logits from the same prompt: their bits are the
             # prefill's output (bench/stream/handwritten.py compares its own against them)
@@ -432,9 +632,9 @@ def run(cfg):
             def rep(n):
                 m.pos.fill_(dpos)
                 m.tok.fill_(7)
-                return ev_time(torch, lambda: [run_step() for _ in range(n)])
+                return ev_time(torch, lambda: [run_step() for _ in range(n)], dev)
 
-            st_w0 = common.stats_now(torch)
+            st_w0 = stats_now(torch, dev)
             warm = []
             tw = time.perf_counter()
             while len(warm) < int(cfg["warmup_reps"]) or (time.perf_counter() - tw < float(cfg["warmup_s"]) and len(warm) < 50):
@@ -445,9 +645,9 @@ def run(cfg):
                     T = max(1, int(float(cfg["decode_budget_s"]) / (per * (R + 1))))
                 if len(warm) >= int(cfg["warmup_reps"]) and sum(warm) * T > float(cfg["decode_budget_s"]):
                     break
-            st_a = common.stats_now(torch)
+            st_a = stats_now(torch, dev)
             ts = [rep(T) / T for _ in range(R)]
-            st_b = common.stats_now(torch)
+            st_b = stats_now(torch, dev)
             sp = spread(ts)
             d = {"position": dpos, "tokens_per_rep": T, "reps": R, "ms_per_token": {
                 k: (round(v * 1e3, 4) if k != "all" else [round(x * 1e3, 4) for x in v]) for k, v in sp.items()},
@@ -465,40 +665,41 @@ def run(cfg):
                        f"(min {d['ms_per_token']['min']}, max {d['ms_per_token']['max']}; {R} reps x {T} tokens), "
                        f"pages moved per step {d.get('pages_moved_per_step')}")
 
-            if cfg["sample_pages"]:
+            if sample_pages:
                 # where the pages are right after the timed decode: the bytes one step reads, by tier
                 m_out["pages_after_decode"] = safe_sample(torch, m)
                 m_out["decode_read"] = decode_read_bytes(m, dpos, m_out["pages_after_decode"])
 
         # the fixed sequence: the prompt, then greedy steps; its final logits are compared bitwise
-        for c in m.kc + m.vc:
-            c.zero_()
-        L = seq_prompt
-        if "prefill" in graphs and L == m.pf_tok.shape[1]:
-            graphs["prefill"].replay()
-        else:
-            m.prefill(prompt_cpu[:, :L].to("cuda"))
-        toks = []
-        for _ in range(int(cfg["seq_steps"])):
-            toks.append(m.tok.clone())
-            run_step()
-        torch.cuda.synchronize()
-        logits = m.logits.float().cpu().numpy().tobytes()
-        m_out["sequence"] = {"prompt_tokens": L, "steps": int(cfg["seq_steps"]),
-                             "tokens": [int(t.item()) for t in toks],
-                             "final_logits_sha256": hashlib.sha256(logits).hexdigest(),
-                             "graph_steps": "decode" in graphs}
+        # (the prompt replays the prefill graph when it is that graph's input)
+        def seq_prefill(ids):
+            if "prefill" in graphs and ids.shape[1] == m.pf_tok.shape[1]:
+                graphs["prefill"].replay()
+            else:
+                m.prefill(ids)
+
+        steps = int(cfg["seq_steps"])
+        m_out["sequence"] = dict(fixed_sequence(m, prompt_cpu, seq_prompt, steps, seq_prefill, run_step),
+                                 graph_steps="decode" in graphs)
         common.log(f"sequence: tokens {m_out['sequence']['tokens']}, logits sha256 "
                    f"{m_out['sequence']['final_logits_sha256'][:16]}")
+        if cfg["seq_eager"] and graphs:
+            # the same sequence through the eager path, which is what --mode reference computes
+            t = time.perf_counter()
+            m_out["sequence_eager"] = dict(fixed_sequence(m, prompt_cpu, seq_prompt, steps, m.prefill, m.decode_step),
+                                           graph_steps=False, seconds=round(time.perf_counter() - t, 3))
+            common.log(f"sequence (eager): tokens {m_out['sequence_eager']['tokens']}, logits sha256 "
+                       f"{m_out['sequence_eager']['final_logits_sha256'][:16]} in {m_out['sequence_eager']['seconds']} s")
 
-    if cfg["sample_pages"]:
+    if sample_pages:
         m_out["pages"] = safe_sample(torch, m)
         if "decode_read" not in m_out and "decode" in phases:
             m_out["decode_read"] = decode_read_bytes(m, dpos, m_out["pages"])
-    free, total = torch.cuda.mem_get_info()
-    m_out["reported_vram_total_bytes"] = int(total)
-    m_out["reported_vram_free_bytes"] = int(free)
-    m_out["torch_max_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
+    if dev == "cuda":
+        free, total = torch.cuda.mem_get_info()
+        m_out["reported_vram_total_bytes"] = int(total)
+        m_out["reported_vram_free_bytes"] = int(free)
+        m_out["torch_max_reserved_bytes"] = int(torch.cuda.max_memory_reserved())
     m_out["torch_version"] = torch.__version__
     return m_out
 

@@ -3,7 +3,7 @@ Runs every measurement in its own process (bench/suite.py's run_workload: a cras
 recorded with its output tail and the rest goes on), then computes the proof records
 
   bench/results/proofs/placement-<card>-<date>.json   placement.* (issue 9's table)
-  bench/results/proofs/bench-<card>-<date>.json        bench.fits-overhead (issue 12)
+  bench/results/proofs/bench-<card>-<date>.json        bench.fits-overhead, bench.bigger-than-card (issue 12)
 
 each {card, driver, commit, date, command, proofs: [{id, measured, target, unit, pass, detail}]};
 a failed or missing measurement is a proof with pass: false and the reason, never left out.
@@ -58,7 +58,7 @@ CORPUS_FRACTION = 0.40     # corpus limits, of the peak the run without spillove
 CORPUS_GIB = 2
 PINNED_LIMIT_ARRAYS = "16G"  # as the suite: XLA's default preallocation takes 75% of limit + pinned limit
 CORPUS_CASES = {1: ["adamw", "streams", "graphs"], 2: ["triton", "jax", "cupy"]}
-TARGETS = {  # issue 9's table (and issue 12's bench.fits-overhead)
+TARGETS = {  # issue 9's table (and issue 12's bench.fits-overhead, bench.bigger-than-card)
     "placement.graph-decode-vs-bound": (">=", 0.9, "ratio (bound / measured time per token)"),
     "placement.bigger-than-card": (">=", 0.9, "ratio (bound / measured time per token)"),
     "placement.migrate-on-vs-off": (">=", 1.0, "ratio (time with migration off / on)"),
@@ -67,7 +67,12 @@ TARGETS = {  # issue 9's table (and issue 12's bench.fits-overhead)
     "placement.steady-moves": ("<=", 0, "pages moved per decode step after warm-up (worst run)"),
     "placement.corpus-bitwise": (">=", 1.0, "fraction of programs with outputs equal to the run without spillover"),
     "bench.fits-overhead": (">=", 0.98, "ratio (decode time without spillover / with, model fits, graph mode)"),
+    "bench.bigger-than-card": (">=", BIG_MIN_FACTOR, "ratio (model bytes / the card's physical VRAM bytes), counted only "
+                               "when the run completed with no limit set and its output equals the reference's"),
 }
+BIG_RUN, BIG_REF = "lean/bigger-than-card-graph", "lean/bigger-than-card-reference"
+# what the stats dir and logging need; any other SPILLOVER_ variable is a setting the run was given
+HARNESS_ENV = ("SPILLOVER_LOG", "SPILLOVER_BROKER", "SPILLOVER_KEEP_STATS", "SPILLOVER_STATS_DIR")
 
 
 def log(msg):
@@ -87,9 +92,24 @@ def smi_gpu():
         out["physical_vram_bytes"] = int(float(parts[2])) << 20
     except Exception as e:
         out["error"] = f"nvidia-smi: {e}"
-    if os.environ.get("PROVE_PHYSICAL_VRAM_BYTES"):
-        out["physical_vram_bytes"] = int(os.environ["PROVE_PHYSICAL_VRAM_BYTES"])
+    override = env_bytes("PROVE_PHYSICAL_VRAM_BYTES")
+    if override:
+        out["physical_vram_bytes"] = override
     return out
+
+
+class BadEnv(ValueError):
+    pass
+
+
+def env_bytes(name):
+    """A byte count from the environment (None when unset); BadEnv names what is wrong."""
+    v = os.environ.get(name)
+    if not v:
+        return None
+    if not v.isdigit() or int(v) <= 0:
+        raise BadEnv(f"{name}={v!r} is not a byte count (a positive integer); fix it or unset it")
+    return int(v)
 
 
 def card_slug(name):
@@ -99,6 +119,11 @@ def card_slug(name):
 
 
 def mem_available():
+    """MemAvailable (bytes) that the bigger-than-card model is sized against;
+    PROVE_MEM_AVAILABLE_BYTES overrides (to plan for another machine)."""
+    override = env_bytes("PROVE_MEM_AVAILABLE_BYTES")
+    if override:
+        return override
     try:
         with open("/proc/meminfo") as f:
             m = re.search(r"MemAvailable:\s*(\d+) kB", f.read())
@@ -192,15 +217,22 @@ def plan(gpu, avail):
                     env=dict(env, SPILLOVER_VRAM_LIMIT=str(jlimit), SPILLOVER_PINNED_LIMIT=PINNED_LIMIT_ARRAYS))
             bc, why = big_config(gpu.get("physical_vram_bytes"), avail)
             spec = dict(bc or BIG_CFG, mode="graph", phases="decode", reps=5, decode_tokens=2, warmup_reps=2,
-                        warmup_s=2.0, decode_budget_s=40.0, seq_steps=3, decode_pos=128, seq_prompt=32)
+                        warmup_s=2.0, decode_budget_s=40.0, seq_steps=3, decode_pos=128, seq_prompt=32, seq_eager=True)
             for k in ("weight_bytes", "factor"):
                 spec.pop(k, None)
             if bc is None:
                 spec["layers"] = 0
-            # after dense-8g and JAX: if it runs long, cheaper proofs are already in
-            w = add(2, "lean/bigger-than-card-graph", LEAN, spec, 240, 150, spill=True, env=spill_env,
-                    mode="spillover", variant="no-limit")
+            # after dense-8g and JAX: if it runs long, cheaper proofs are already in. It took 31-36 s
+            # on the H200 (12-16 s of it building 169 GB under the interposer); the eager copy of
+            # its sequence (--seq-eager: a 32-token prefill and 3 steps at ~0.43 s) adds ~3 s
+            w = add(2, BIG_RUN, LEAN, spec, 240, 70, spill=True, env=spill_env, mode="spillover", variant="no-limit")
             w["big"] = bc
+            w["not_runnable"] = why
+            # its output check, without spillover and without holding the model: the same spec in
+            # --mode reference regenerates every weight once per forward (1 + seq_steps = 4 x ~169 GB
+            # of normal_ draws, a few s each on the GPU) in ~4 GB of VRAM; ~10 s of start-up
+            w = add(2, BIG_REF, LEAN, dict(spec, mode="reference"), 180, 45, mode="reference", variant="no-spillover")
+            w["after"] = BIG_RUN
             w["not_runnable"] = why
         for case in CORPUS_CASES[part]:
             cenv = {"XLA_PYTHON_CLIENT_PREALLOCATE": "false"} if case == "jax" else {}
@@ -257,6 +289,7 @@ def run_part(steps, a, started, budget, hard_cap, part_label):
         log(f"  plan: {w['id']:<40} ~{w['est_s']:.0f} s (timeout {w['timeout_s']} s)")
     done = {}
     entries = []
+    planned = {w["id"] for w in steps}
     with open(a.log, "a") as lf:
         lf.write(f"{a.command or 'prove.py'}: {part_label}, {len(steps)} steps, lib {lib}\n")
         for w in steps:
@@ -267,6 +300,10 @@ def run_part(steps, a, started, budget, hard_cap, part_label):
                 e = not_run(w, f"{hard_cap - elapsed:.0f} s left, it needs about {w['est_s']:.0f} s")
             elif w.get("not_runnable"):
                 e = not_run(w, w["not_runnable"])
+            elif w.get("after") in planned and (done.get(w["after"]) or {}).get("status") != "ok":
+                # a check of a run that did not complete checks nothing (alone, with --only, it runs)
+                e = not_run(w, f"{w['after']} did not complete ({(done.get(w['after']) or {}).get('status', 'not run')}): "
+                            "nothing to check")
             else:
                 if w.get("limit_from"):
                     ref = done.get(w["limit_from"])
@@ -410,7 +447,7 @@ def compute_proofs(entries, physical):
         out.append(proof("placement.graph-decode-vs-bound", None, False, why))
 
     # placement.bigger-than-card
-    e, why = ok_entry(by_id, "lean/bigger-than-card-graph")
+    e, why = ok_entry(by_id, BIG_RUN)
     if e:
         ratio, det = bound_of(e, entries)
         wb = e["metrics"]["weight_bytes"]
@@ -479,7 +516,7 @@ def compute_proofs(entries, physical):
 
     # placement.steady-moves
     lean_runs = ["lean/spill60-graph", "lean/spill60-eager", "lean/spill60-graph-migrate-off", "lean/spill-nolimit-graph",
-                 "lean/bigger-than-card-graph"]
+                 BIG_RUN]
     required = {"lean/spill60-graph", "lean/spill60-eager", "dense-8g/spillover-100"}
     vals, notes, missing = [], [], []
     for sid in lean_runs:
@@ -529,6 +566,8 @@ def compute_proofs(entries, physical):
             notes.append(f"{c}: not compared ({'; '.join(x for x in (w1, w2) if x)})")
     out.append(proof("placement.corpus-bitwise", good / len(cases), True, f"{good} of {len(cases)}: " + "; ".join(notes)))
 
+    bench_big = bigger_than_card(by_id, physical)
+
     # bench.fits-overhead (its own record)
     b, w1 = ok_entry(by_id, "lean/baseline-graph")
     s, w2 = ok_entry(by_id, "lean/spill-nolimit-graph")
@@ -542,7 +581,90 @@ def compute_proofs(entries, physical):
                        + same_sequence(by_id, "lean/spill-nolimit-graph", "lean/baseline-graph"))]
     else:
         bench = [proof("bench.fits-overhead", None, False, "; ".join(x for x in (w1, w2) if x))]
-    return out, bench
+    return out, bench + [bench_big]
+
+
+def gb(n):
+    return "?" if n is None else f"{n / 1e9:.2f} GB"
+
+
+def bigger_than_card(by_id, physical):
+    """bench.bigger-than-card: the model of BIG_RUN over the card's physical VRAM, counted only
+    when that run completed under spillover's defaults (no SPILLOVER_ setting beyond the
+    harness's) and every sequence it hashed (graph replays and the eager copy) equals BIG_REF's,
+    computed without spillover and without holding the model; the detail says what the defaults
+    chose, from the run's stats record."""
+    e, why = ok_entry(by_id, BIG_RUN)
+    if not e:
+        return proof("bench.bigger-than-card", None, False, why)
+    m = e["metrics"]
+    wb = m["weight_bytes"]
+    factor = wb / physical if physical else None
+    notes = [f"model {wb / 1e9:.2f} GB (bf16, {m['config'].get('layers')} layers, hidden {m['config'].get('hidden')}) = "
+             + (f"{factor:.3f}x the card's physical VRAM ({physical / 1e9:.2f} GB, nvidia-smi)" if factor
+                else "physical VRAM unknown")]
+    ok = factor is not None
+    settings = {k: v for k, v in (e.get("env") or {}).items() if k.startswith("SPILLOVER_") and k not in HARNESS_ENV}
+    if settings:
+        ok = False
+        notes.append(f"NOT spillover's defaults: the run set {settings}")
+    else:
+        notes.append("no SPILLOVER_VRAM_LIMIT or other setting (only " + ", ".join(HARNESS_ENV) + ")")
+    # the timed decode's record (the eager copy of the sequence runs after it); the exit record
+    # for what the whole run reached
+    st = m.get("stats_after_decode") or e.get("spill_stats") or {}
+    ex = e.get("spill_stats") or st
+    if st:
+        notes.append(f"spillover's defaults chose: VRAM limit {gb(st.get('vram_limit'))} of {gb(st.get('vram_physical'))} "
+                     f"physical, reserve {gb(st.get('vram_reserve'))}, pinned limit {gb(st.get('pinned_limit'))}; "
+                     f"{'after the timed decode' if m.get('stats_after_decode') else 'at exit'}: host (pinned) "
+                     f"{gb(st.get('tier_pinned_bytes'))}, VRAM {gb(st.get('tier_vram_bytes'))} tiered + "
+                     f"{gb(st.get('passthrough_bytes'))} passthrough; whole run: host peak {gb(ex.get('tier_pinned_peak'))}, "
+                     f"{ex.get('migrations')} migrations; the program was told {gb(st.get('reported_total'))} of VRAM")
+    else:
+        notes.append("no stats record (was the interposer loaded?)")
+    d = m.get("decode") or {}
+    if d.get("ms_per_token"):
+        notes.append(f"{m.get('mode_effective')} decode {decode_spread(e)}")
+    runs = {}
+    seq = m.get("sequence") or {}
+    if seq.get("final_logits_sha256"):
+        runs["graph replays" if seq.get("graph_steps") else "eager"] = seq
+    if (m.get("sequence_eager") or {}).get("final_logits_sha256"):
+        runs["eager"] = m["sequence_eager"]
+    r, why_r = ok_entry(by_id, BIG_REF)
+    if not runs:
+        ok = False
+        notes.append("the run hashed no sequence")
+    elif not r:
+        ok = False
+        notes.append(f"output not checked: {why_r}")
+    else:
+        rm = r["metrics"]
+        ref = rm["sequence"]
+        same_model = (rm.get("weight_bytes") == wb and rm.get("max_seq") == m.get("max_seq")
+                      and (ref["prompt_tokens"], ref["steps"]) == (seq.get("prompt_tokens"), seq.get("steps")))
+        rr = rm.get("reference") or {}
+        desc = (f"reference without spillover ({rr.get('forwards')} forwards regenerating the weights layer by layer, "
+                f"{(rr.get('generated_bytes') or 0) / 1e9:.0f} GB drawn in {rr.get('seconds')} s, peak allocated "
+                f"{gb(rr.get('peak_allocated_bytes'))}): tokens {ref['tokens']}, logits {ref['final_logits_sha256'][:12]}")
+        if r.get("spillover"):
+            ok = False
+            desc += "; it ran UNDER spillover (it must not)"
+        if not same_model:
+            ok = False
+            desc += (f"; NOT the same model and sequence (weights {rm.get('weight_bytes')} vs {wb}, max_seq "
+                     f"{rm.get('max_seq')} vs {m.get('max_seq')})")
+        notes.append(desc)
+        for name, sq in runs.items():
+            eq = sq["final_logits_sha256"] == ref["final_logits_sha256"]
+            ok = ok and eq
+            notes.append(f"run's {name}: tokens {sq['tokens']}, logits {sq['final_logits_sha256'][:12]}: "
+                         + ("bitwise EQUAL to the reference" if eq else "DIFFERENT from the reference"))
+        if "eager" not in runs:
+            notes.append("the run has no eager sequence (lean_decoder --seq-eager true), so only its graph replays "
+                         "were compared with the reference's eager path")
+    return proof("bench.bigger-than-card", factor, ok, "; ".join(notes))
 
 
 def write_records(results, out_dir, command):
@@ -630,8 +752,12 @@ def main():
             return 2
         part = int(m.group(1))
     started = a.started_at or time.time()
-    gpu = smi_gpu()
-    avail = mem_available()
+    try:
+        gpu = smi_gpu()
+        avail = mem_available()
+    except BadEnv as e:
+        print(f"prove.py: {e}", file=sys.stderr)
+        return 2
     steps = plan(gpu, avail)
     if part:
         steps = [w for w in steps if w["part"] == part]
@@ -644,6 +770,7 @@ def main():
         for w in steps:
             print(json.dumps({"id": w["id"], "part": w["part"], "est_s": w["est_s"], "timeout_s": w["timeout_s"],
                               "spill": w["spill"], "env": w["env"], "spec": w["spec"],
+                              **({"after": w["after"]} if w.get("after") else {}),
                               **({"big": w.get("big"), "not_runnable": w.get("not_runnable")} if "big" in w else {})}))
         print(f"expected {sum(w['est_s'] for w in steps):.0f} s of runs")
         return 0

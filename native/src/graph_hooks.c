@@ -361,11 +361,11 @@ static void renode(CUgraphExec x, CUgraphNode n, sp_refs fresh, int ok) {
 }
 
 /* 1 when a placement pass is due */
-static int charge(CUgraphExec x) {
+static int charge(CUgraphExec x, CUstream s) {
   pthread_mutex_lock(&glock);
   gexec *e = exec_find(x);
   int due = e ? sp_use_charge(&e->refs) : 0;
-  if (e) sp_stream_touch_refs(&e->refs); /* replays read ranges in place: staged ones settle first */
+  if (e) sp_stream_touch_refs(&e->refs, s); /* replays read ranges in place: staged ones settle first */
   pthread_mutex_unlock(&glock);
   return due;
 }
@@ -462,10 +462,10 @@ SP_EXPORT CUresult cuGraphExecDestroy(CUgraphExec x) {
   return sp_real.cuGraphExecDestroy(x);
 }
 
-static CUresult graph_launch(sp_cuGraphLaunch_fn real, CUgraphExec x, CUstream s) {
+static CUresult graph_launch(sp_cuGraphLaunch_fn real, int ptsz, CUgraphExec x, CUstream s) {
   if (!real) return CUDA_ERROR_NOT_FOUND;
   if (!migrating()) return real(x, s);
-  if (charge(x) && sp_cfg.migrate && !sp_stream_capturing(s)) sp_migrate_pass();
+  if (charge(x, ptsz && !s ? (CUstream)0x2 : s) && sp_cfg.migrate && !sp_stream_capturing(s)) sp_migrate_pass();
   if (sp_cfg.stream) sp_stream_idle(); /* replays never stage: a decode phase gives the arena back */
   sp_fence_enter();
   CUresult rc = real(x, s);
@@ -475,10 +475,10 @@ static CUresult graph_launch(sp_cuGraphLaunch_fn real, CUgraphExec x, CUstream s
 
 SP_EXPORT CUresult cuGraphLaunch(CUgraphExec x, CUstream s) {
   sp_cuda_load();
-  return graph_launch(sp_real.cuGraphLaunch, x, s);
+  return graph_launch(sp_real.cuGraphLaunch, 0, x, s);
 }
 
 SP_EXPORT CUresult cuGraphLaunch_ptsz(CUgraphExec x, CUstream s) {
   sp_cuda_load();
-  return graph_launch(sp_real.cuGraphLaunch_ptsz, x, s);
+  return graph_launch(sp_real.cuGraphLaunch_ptsz, 1, x, s);
 }

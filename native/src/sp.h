@@ -193,6 +193,8 @@ typedef struct sp_rec {
   int stage_slot;   /* 1 + its staging slot while staged, else 0 */
   int stage_wb;     /* a write-back of a staged copy may still be running */
   int stage_clean;  /* no launch or copy has named it in place since it was last staged */
+  int stage_writer; /* not clean: 1 if every in-place use since was on stage_writer_stream */
+  CUstream stage_writer_stream;
   int stage_arena;  /* this range is a staging arena */
   CUdeviceptr stage_next_va; /* the staged range read after this one last time */
   uint64_t stage_next_id;
@@ -320,7 +322,7 @@ void sp_stream_prepare(CUfunction f); /* no locks held, before the fence */
 void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, void **params, void **extra);
 void sp_stream_after(sp_stream_launch *L, CUresult rc);
 void sp_stream_touch(CUdeviceptr p);              /* no locks: a copy/memset names p */
-void sp_stream_touch_refs(const sp_refs *refs);   /* no locks: a graph launch names these */
+void sp_stream_touch_refs(const sp_refs *refs, CUstream s); /* no locks: a graph launch on s names these */
 void sp_stream_settle_all(void);                  /* no locks: memory we cannot see is about to be read */
 void sp_stream_forget(sp_rec *r);                 /* lock held: r is about to be unmapped */
 void sp_stream_stats(void);                       /* lock held: refresh the write-back count */

@@ -433,6 +433,7 @@ static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
   s->consumed = s->pinned = s->nuse = 0;
   r->stage_slot = idx + 1;
   r->stage_clean = 1;
+  r->stage_writer = 0;
   e->last_stage_ns = sp_now_ns();
   e->failures = 0;
   live = 1;
@@ -584,7 +585,10 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
       continue;
     }
     host += host_bytes_of(r);
-    r->stage_clean = 0; /* read in place: it may be written */
+    /* read in place: it may be written, on this stream (one stream is known; two are not) */
+    r->stage_writer = r->stage_clean || (r->stage_writer && r->stage_writer_stream == s);
+    r->stage_writer_stream = s;
+    r->stage_clean = 0;
     if (r->stage_wb) { /* its write-back may still be running on the copy stream */
       if (sp_real.cuEventQuery(e->wb_done) == CUDA_SUCCESS) r->stage_wb = e->wb_pending = 0;
       else wait_event(s, e->wb_done);
@@ -681,9 +685,12 @@ static void prefetch(engine *e, CUstream s_prog) {
     sp_rec *next = r->stage_next_va ? sp_table_find(r->stage_next_va) : NULL;
     if (!next || next->buffer_id != r->stage_next_id || next->dying || next == e->last) return;
     r = next;
-    /* Only clean ranges: a range named in place may be written on another stream than this one. */
-    if (slot_of(r) || !host_bytes_of(r) || r->span > e->size / 2 || !r->stage_clean || !r->movable) continue;
-    if (ahead + r->span > e->size / 2 || !stage(e, r, 0, s_prog)) return;
+    /* A range named in place since it was staged may still be being written: its copy waits for
+    ** the one stream that named it, and a range that copies or several streams named is left
+    ** for the launch that needs it (stage() then waits for that launch's stream). */
+    if (slot_of(r) || !host_bytes_of(r) || r->span > e->size / 2 || !r->movable) continue;
+    if (!r->stage_clean && !r->stage_writer) continue;
+    if (ahead + r->span > e->size / 2 || !stage(e, r, 0, r->stage_clean ? s_prog : r->stage_writer_stream)) return;
     ahead += r->span;
   }
 }
@@ -778,13 +785,18 @@ void sp_stream_stats(void);
 /* Lock held. The range's slot leaves now and the write-back has finished when this returns: a
 ** copy, memset, graph launch or free sees the range's own pages up to date. */
 static void settle(sp_rec *r) {
-  r->stage_clean = 0;
   if (r->dev < 0 || r->dev >= SP_MAX_DEV) return;
   engine *e = &eng[r->dev];
   if (e->state != 1) return;
   int pushed = ctx_enter(e);
   slot *s = slot_of(r);
-  if (s && !s->pinned) unstage(e, s);
+  if (s && !s->pinned) {
+    unstage(e, s);
+    /* While staged, only rewritten launches wrote it (any other launch unstages first), and the
+    ** write-back is waited for below: nothing is pending on it. Callers that write it next say so. */
+    r->stage_clean = 1;
+    r->stage_writer = 0;
+  }
   if (r->stage_wb) {
     sp_real.cuEventSynchronize(e->wb_done);
     r->stage_wb = 0;
@@ -800,18 +812,23 @@ void sp_stream_touch(CUdeviceptr p) {
   sp_rec *r = sp_table_containing(p);
   if (r && r->tiered) {
     if (r->stage_slot || r->stage_wb) settle(r);
-    r->stage_clean = 0;
+    r->stage_clean = r->stage_writer = 0; /* a copy's stream is not known here */
   }
   sp_unlock();
 }
 
-void sp_stream_touch_refs(const sp_refs *refs) {
+void sp_stream_touch_refs(const sp_refs *refs, CUstream s) {
   if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || !refs || sp_capturing_anywhere()) return;
   sp_lock();
   for (size_t i = 0; i < refs->n; i++) {
     sp_rec *r = sp_table_find(refs->v[i].va);
     if (!r || !r->tiered) continue;
+    /* named in place by the replay on s, after the settle (which waits for the write-back): s is
+    ** then its only writer, unless another stream already was */
+    int only_s = r->stage_clean || r->stage_slot || (r->stage_writer && r->stage_writer_stream == s);
     if (r->stage_slot || r->stage_wb) settle(r);
+    r->stage_writer = only_s;
+    r->stage_writer_stream = s;
     r->stage_clean = 0;
   }
   sp_unlock();

@@ -17,6 +17,9 @@
 **  graph     a graph replay names a range a staging launch wrote: it reads the written words (the
 **            capture began with every staged range settled)
 **  fivestreams  five streams read and write one staged range: each sees the last words written
+**  phases    a repeating staging round, then graph replays that read the ranges in place (a decode
+**            phase), then staging rounds again: still staged ahead (the replays' one stream is the
+**            only writer the copies wait for)
 **  readonce  a function that does not stage (its first launch: not decided yet) names a staged
 **            range a staging launch wrote: the range is written back first and it reads those words
 **  idle      no staging for a second: the arena goes back (budget 0, its VRAM free), the range
@@ -307,6 +310,47 @@ static int fivestreams(void) {
   return 0;
 }
 
+static int phases(void) {
+  kernels();
+  enum { N = 6 };
+  CUdeviceptr r[N];
+  in_host(r, N, 4 * MiB);
+  for (int round = 0; round < 4; round++)
+    for (int i = 0; i < N; i++) {
+      fill(r[i], 4 * MiB, 100 * round + i);
+      verify_launch(r[i], 4 * MiB, 100 * round + i, 0);
+    }
+  CUstream st;
+  CUgraph g;
+  CUgraphExec x;
+  CU(cuStreamCreate(&st, 0));
+  CU(cuStreamBeginCapture_v2(st, 0));
+  for (int i = 0; i < N; i++) verify_on(r[i], 4 * MiB, 300 + i, st);
+  CU(cuStreamEndCapture(st, &g));
+  CU(cuGraphInstantiateWithFlags(&x, g, 0));
+  for (int k = 0; k < 3; k++) CU(cuGraphLaunch(x, st));
+  CU(cuStreamSynchronize(st));
+  CHECK(bad_words() == 0, "the replays read %llu wrong words", bad_words());
+  CUdeviceptr tiny;
+  CU(cuMemAlloc_v2(&tiny, MiB)); /* writes the stats record */
+  unsigned long long late = t_stats().stream.late_stages, staged = t_stats().stream.staged_ranges;
+  for (int round = 4; round < 7; round++)
+    for (int i = 0; i < N; i++) {
+      fill(r[i], 4 * MiB, 100 * round + i);
+      verify_launch(r[i], 4 * MiB, 100 * round + i, 0);
+    }
+  CU(cuMemFree_v2(tiny));
+  sp_stats s = t_stats();
+  CHECK(bad_words() == 0, "%llu words wrong", bad_words());
+  CHECK(s.stream.staged_ranges >= staged + 3 * N, "rounds 4-6 staged %llu ranges", s.stream.staged_ranges - staged);
+  /* the first staging after the replays has no predecessor in the chain: one late */
+  CHECK(s.stream.late_stages <= late + 1, "after the replays: %llu late stagings, want at most 1",
+        (unsigned long long)(s.stream.late_stages - late));
+  for (int i = 0; i < N; i++) CU(cuMemFree_v2(r[i]));
+  printf("ok phases\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *s = argc > 1 ? argv[1] : "";
   loc = t_location();
@@ -322,6 +366,7 @@ int main(int argc, char **argv) {
   if (!strcmp(s, "readonce")) return readonce();
   if (!strcmp(s, "graph")) return graph();
   if (!strcmp(s, "fivestreams")) return fivestreams();
-  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free|idle|readonce|graph|fivestreams\n");
+  if (!strcmp(s, "phases")) return phases();
+  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free|idle|readonce|graph|fivestreams|phases\n");
   return 2;
 }

@@ -144,6 +144,10 @@ describe("tiered allocations", () => {
     },
   );
 
+  test("stream: after graph replays read the ranges in place, staging rounds are staged ahead again", () => {
+    expectOk(run("t_stream", ["phases"], STREAM), "ok phases");
+  });
+
   test("SPILLOVER_STREAM=0: nothing staged, the same words", () => {
     expectOk(run("t_stream", ["off"], { ...STREAM, SPILLOVER_STREAM: "0" }), "ok off");
   });

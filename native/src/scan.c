@@ -239,8 +239,13 @@ static void visit_pos(const unsigned char *p, size_t n, positions *ps) {
   for (size_t k = 0; k + sizeof(CUdeviceptr) <= n && ps->n < ps->max; k += sizeof(CUdeviceptr)) {
     CUdeviceptr v;
     memcpy(&v, p + k, sizeof(v));
-    if (v < lo || v >= hi) continue;
-    sp_rec *r = sp_table_containing(v);
+    if (v < lo || v > hi) continue;
+    sp_rec *r = v < hi ? sp_table_containing(v) : NULL;
+    /* one past the end of a range ([begin, end) parameters) belongs to it when no range starts there */
+    if (!r && v > lo) {
+      sp_rec *q = sp_table_containing(v - 1);
+      if (q && q->va + q->span == v) r = q;
+    }
     if (r && r->tiered && !r->dying) ps->out[ps->n++] = (sp_param_ref){ps->param, (uint32_t)k, v, r};
   }
 }

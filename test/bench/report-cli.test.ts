@@ -6,16 +6,23 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  rmSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { newestResults, runBenchReport } from "../../bench/report/report-cli.js";
 import { FIXTURE_PATH, rawFixture } from "./fixture.js";
 
+const sandboxes: string[] = [];
+afterAll(() => {
+  for (const d of sandboxes) rmSync(d, { recursive: true, force: true });
+});
+
 function sandbox() {
   const cwd = mkdtempSync(join(tmpdir(), "bench-report-"));
+  sandboxes.push(cwd);
   const out: string[] = [];
   const err: string[] = [];
   const io = { cwd, stdout: (l: string) => out.push(l), stderr: (l: string) => err.push(l) };

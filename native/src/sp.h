@@ -191,7 +191,7 @@ typedef struct sp_rec {
   uint64_t use_seq; /* the last launch counted, so one launch counts once */
   /* the streaming engine (stream.c) */
   int stage_slot;   /* 1 + its staging slot while staged, else 0 */
-  int stage_wb;     /* a write-back of a staged copy may still be running */
+  uint64_t stage_wb; /* the number of a write-back of its staged copy that may still run, or 0 */
   int stage_clean;  /* no launch or copy has named it in place since it was last staged */
   int stage_writer; /* not clean: 1 if every in-place use since was on stage_writer_stream */
   CUstream stage_writer_stream;
@@ -325,7 +325,7 @@ void sp_stream_touch(CUdeviceptr p);              /* no locks: a copy/memset nam
 void sp_stream_touch_refs(const sp_refs *refs, CUstream s); /* no locks: a graph launch on s names these */
 void sp_stream_settle_all(void);                  /* no locks: memory we cannot see is about to be read */
 void sp_stream_forget(sp_rec *r);                 /* lock held: r is about to be unmapped */
-void sp_stream_stats(void);                       /* lock held: refresh the write-back count */
+void sp_stream_stats(void);                       /* lock held: the write-back count into sp_g */
 void sp_stream_idle(void);                        /* no locks: an idle arena goes back to placement */
 void sp_stream_after_fork(void);
 

@@ -69,7 +69,7 @@ typedef struct slot {
 
 typedef struct engine {
   int state; /* 0 not set up, 1 running (arena made), 2 set up, arena given back while idle,
-                3 starting (another thread makes the arena), -1 off */
+                3 starting (another thread makes the arena), 4 giving the arena back, -1 off */
   int stop;  /* stagings kept failing: the arena goes back at the next chance, then off */
   uint64_t written_base; /* write-back pages counted in arenas given back */
   CUcontext ctx;
@@ -82,6 +82,8 @@ typedef struct engine {
   uint64_t last_stage_ns; /* the last staging or staged read: the arena leaves after IDLE_NS without */
   CUevent wb_done;     /* recorded after every write-back */
   int wb_pending;      /* a write-back was enqueued since wb_done was last seen complete */
+  uint64_t wb_gen;     /* write-backs enqueued (a range's stage_wb is the number of its own) */
+  uint64_t written_now; /* the arena's write-back counter, as last read */
   CUevent order;       /* a program stream's point a staging copy waits for */
   slot slots[MAX_SLOTS];
   sp_rec *last;        /* the staged range the last launch read: successor learning */
@@ -350,7 +352,7 @@ static void unstage(engine *e, slot *s) {
     void *args[] = {&src, &dst, &npages, &hashes, &written};
     if (launch_ours(e, e->f_writeback, npages, args) == CUDA_SUCCESS &&
         sp_real.cuEventRecord(e->wb_done, e->copy) == CUDA_SUCCESS) {
-      s->r->stage_wb = 1;
+      s->r->stage_wb = ++e->wb_gen;
       e->wb_pending = 1;
     } else { /* the written pages cannot come back: wait, then copy the whole slot back */
       sp_log(SP_LOG_WARN, "stream: write-back kernel refused; copying the staged range back whole");
@@ -731,37 +733,74 @@ void sp_stream_after(sp_stream_launch *L, CUresult rc) {
   sp_unlock();
 }
 
+/* ---- waiting for the copy stream, outside the lock ------------------------------------------ */
+
+/* Waits on the copy stream run without the lock: its work waits for program kernels, and one of
+** those may be waiting (cuStreamWaitValue32) for a host thread that needs the lock. A write-back is
+** numbered when enqueued (stage_wb holds its number); a wait clears the flags it covered. */
+
+/* No locks held. Waits for e's write-backs enqueued up to number gen, then clears the flags of
+** its device's ranges they covered and counts the written pages (the copy stream drained). */
+static void wb_wait(engine *e, int dev, uint64_t gen, int drain) {
+  int pushed = ctx_enter(e);
+  CUresult rc = drain ? sp_real.cuStreamSynchronize(e->copy) : sp_real.cuEventSynchronize(e->wb_done);
+  uint64_t w = 0;
+  int counted = rc == CUDA_SUCCESS && sp_real.cuMemcpyDtoHAsync_v2 &&
+                sp_real.cuMemcpyDtoHAsync_v2(&w, written_counter(e), sizeof(w), e->copy) == CUDA_SUCCESS &&
+                sp_real.cuStreamSynchronize(e->copy) == CUDA_SUCCESS;
+  ctx_leave(pushed);
+  sp_lock();
+  if (rc == CUDA_SUCCESS) {
+    for (size_t k = 0; k < sp_table_count(); k++) {
+      sp_rec *r = sp_table_at(k);
+      if (r->dev == dev && r->stage_wb && r->stage_wb <= gen) r->stage_wb = 0;
+    }
+    if (e->wb_gen <= gen) e->wb_pending = 0;
+  }
+  if (counted) e->written_now = w;
+  sp_stream_stats();
+  sp_stats_publish();
+  sp_unlock();
+}
+
 /* ---- giving the arena back ---------------------------------------------------------------- */
 
 /* No locks held. An arena no launch has staged into or read for IDLE_NS (a decode phase, graph
 ** replays) goes back: every slot leaves (written pages back), the copy stream drains (it waited for
 ** the slots' last readers), and its VRAM returns to placement, which fills it with hot pages. The
-** next launch that stages makes it again. */
+** next launch that stages makes it again. While the copy stream drains (state 4), launches read in
+** place and nothing stages. */
 void sp_stream_idle(void) {
   if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || sp_capturing_anywhere()) return;
   uint64_t now = sp_now_ns();
-  sp_lock();
   for (int i = 0; i < SP_MAX_DEV; i++) {
     engine *e = &eng[i];
-    if (e->state != 1 || (!e->stop && now - e->last_stage_ns < IDLE_NS)) continue;
-    int pinned = 0; /* another thread is between its rewritten launch's preparation and the launch */
-    for (int k = 0; k < MAX_SLOTS; k++) pinned |= e->slots[k].used && e->slots[k].pinned;
-    if (pinned) continue;
-    int pushed = ctx_enter(e);
-    for (int k = 0; k < MAX_SLOTS; k++)
-      if (e->slots[k].used) unstage(e, &e->slots[k]);
-    if (sp_real.cuStreamSynchronize(e->copy) != CUDA_SUCCESS) {
+    sp_lock();
+    int go = e->state == 1 && (e->stop || now - e->last_stage_ns >= IDLE_NS);
+    for (int k = 0; go && k < MAX_SLOTS; k++) /* a thread between preparing a launch and making it */
+      if (e->slots[k].used && e->slots[k].pinned) go = 0;
+    uint64_t gen = 0;
+    if (go) {
+      int pushed = ctx_enter(e);
+      for (int k = 0; k < MAX_SLOTS; k++)
+        if (e->slots[k].used) unstage(e, &e->slots[k]);
       ctx_leave(pushed);
-      e->last_stage_ns = now; /* try again later rather than unmap what may be in use */
+      e->state = 4;
+      gen = e->wb_gen;
+    }
+    sp_unlock();
+    if (!go) continue;
+    wb_wait(e, i, gen, 1);
+    sp_lock();
+    if (e->wb_pending) { /* the drain failed: keep the arena, try later */
+      e->state = 1;
+      e->last_stage_ns = now;
+      sp_unlock();
       continue;
     }
-    uint64_t w = 0;
-    if (sp_real.cuMemcpyDtoH_v2 && sp_real.cuMemcpyDtoH_v2(&w, written_counter(e), sizeof(w)) == CUDA_SUCCESS)
-      e->written_base += w;
-    ctx_leave(pushed);
-    for (size_t k = 0; k < sp_table_count(); k++)
-      if (sp_table_at(k)->dev == i) sp_table_at(k)->stage_wb = 0;
-    e->wb_pending = 0;
+    e->written_base += e->written_now;
+    e->written_now = 0;
+    sp_stream_stats();
     sp_log(SP_LOG_INFO, "stream: no staging for %.1f s: the %llu MiB staging arena of device %d goes back",
            (double)IDLE_NS / 1e9, (unsigned long long)(e->size >> 20), i);
     sp_g.stream_budget -= e->size;
@@ -774,91 +813,92 @@ void sp_stream_idle(void) {
     e->timed_tail = e->timed_head;
     e->state = e->stop ? -1 : 2;
     sp_stats_publish();
+    sp_unlock();
   }
-  sp_unlock();
 }
 
 /* ---- other readers and writers of staged ranges ------------------------------------------ */
 
-void sp_stream_stats(void);
-
-/* Lock held. The range's slot leaves now and the write-back has finished when this returns: a
-** copy, memset, graph launch or free sees the range's own pages up to date. */
-static void settle(sp_rec *r) {
-  if (r->dev < 0 || r->dev >= SP_MAX_DEV) return;
+/* Lock held. Starts settling r: its slot leaves (the write-back enqueued). Returns the number of
+** the write-back to wait for (wb_wait, without the lock) before r's own pages are up to date, or 0. */
+static uint64_t settle_begin(sp_rec *r) {
+  if (r->dev < 0 || r->dev >= SP_MAX_DEV) return 0;
   engine *e = &eng[r->dev];
-  if (e->state != 1) return;
+  if (e->state != 1) return r->stage_wb;
   int pushed = ctx_enter(e);
   slot *s = slot_of(r);
   if (s && !s->pinned) {
     unstage(e, s);
     /* While staged, only rewritten launches wrote it (any other launch unstages first), and the
-    ** write-back is waited for below: nothing is pending on it. Callers that write it next say so. */
+    ** write-back is waited for next: nothing is pending on it. Callers that write it next say so. */
     r->stage_clean = 1;
     r->stage_writer = 0;
   }
-  if (r->stage_wb) {
-    sp_real.cuEventSynchronize(e->wb_done);
-    r->stage_wb = 0;
-    sp_stream_stats(); /* a synchronisation point anyway: the write-back count is exact here */
-  }
   ctx_leave(pushed);
-  sp_stats_publish();
+  return r->stage_wb;
 }
 
 void sp_stream_touch(CUdeviceptr p) {
   if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || !p || sp_capturing_anywhere()) return;
   sp_lock();
   sp_rec *r = sp_table_containing(p);
+  uint64_t gen = 0;
+  int dev = 0;
   if (r && r->tiered) {
-    if (r->stage_slot || r->stage_wb) settle(r);
+    dev = r->dev;
+    if (r->stage_slot || r->stage_wb) gen = settle_begin(r);
     r->stage_clean = r->stage_writer = 0; /* a copy's stream is not known here */
   }
   sp_unlock();
+  if (gen) wb_wait(&eng[dev], dev, gen, 0);
 }
 
+/* Called with graph_hooks' lock held (not ours). */
 void sp_stream_touch_refs(const sp_refs *refs, CUstream s) {
   if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || !refs || sp_capturing_anywhere()) return;
+  uint64_t gen[SP_MAX_DEV] = {0};
   sp_lock();
   for (size_t i = 0; i < refs->n; i++) {
     sp_rec *r = sp_table_find(refs->v[i].va);
-    if (!r || !r->tiered) continue;
+    if (!r || !r->tiered || r->dev < 0 || r->dev >= SP_MAX_DEV) continue;
     /* named in place by the replay on s, after the settle (which waits for the write-back): s is
     ** then its only writer, unless another stream already was */
     int only_s = r->stage_clean || r->stage_slot || (r->stage_writer && r->stage_writer_stream == s);
-    if (r->stage_slot || r->stage_wb) settle(r);
+    if (r->stage_slot || r->stage_wb) {
+      uint64_t g = settle_begin(r);
+      if (g > gen[r->dev]) gen[r->dev] = g;
+    }
     r->stage_writer = only_s;
     r->stage_writer_stream = s;
     r->stage_clean = 0;
   }
   sp_unlock();
+  for (int d = 0; d < SP_MAX_DEV; d++)
+    if (gen[d]) wb_wait(&eng[d], d, gen[d], 0);
 }
 
 void sp_stream_settle_all(void) {
   if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || sp_capturing_anywhere()) return;
+  uint64_t gen[SP_MAX_DEV] = {0};
   sp_lock();
   for (int i = 0; i < SP_MAX_DEV; i++) {
     engine *e = &eng[i];
     if (e->state != 1) continue;
     for (int k = 0; k < MAX_SLOTS; k++)
-      if (e->slots[k].used && e->slots[k].r && !e->slots[k].pinned) settle(e->slots[k].r);
-    if (e->wb_pending) { /* write-backs of slots that left earlier, still on the copy stream */
-      int pushed = ctx_enter(e);
-      if (sp_real.cuEventSynchronize(e->wb_done) == CUDA_SUCCESS) {
-        e->wb_pending = 0;
-        for (size_t k = 0; k < sp_table_count(); k++)
-          if (sp_table_at(k)->dev == i) sp_table_at(k)->stage_wb = 0;
-      }
-      ctx_leave(pushed);
-    }
+      if (e->slots[k].used && e->slots[k].r && !e->slots[k].pinned) settle_begin(e->slots[k].r);
+    if (e->wb_pending) gen[i] = e->wb_gen; /* also write-backs of slots that left earlier */
   }
   sp_unlock();
+  for (int d = 0; d < SP_MAX_DEV; d++)
+    if (gen[d]) wb_wait(&eng[d], d, gen[d], 0);
 }
 
-/* Lock held: r is about to be unmapped. Nothing of ours may still read or write it. */
+/* Lock held: r is about to be unmapped. Nothing of ours may still read or write it. The frees
+** that get here have waited for the program's work on r (a context synchronisation, or the free's
+** event), which the copy stream's work on r follows, so these waits end at once. */
 void sp_stream_forget(sp_rec *r) {
   if (!r->stage_slot && !r->stage_wb) return;
-  if (r->dev < 0 || r->dev >= SP_MAX_DEV || eng[r->dev].state != 1) return;
+  if (r->dev < 0 || r->dev >= SP_MAX_DEV || (eng[r->dev].state != 1 && eng[r->dev].state != 4)) return;
   engine *e = &eng[r->dev];
   int pushed = ctx_enter(e);
   slot *s = slot_of(r);
@@ -873,19 +913,10 @@ void sp_stream_forget(sp_rec *r) {
   r->stage_wb = 0;
 }
 
-/* Lock held: the write-back counter (a synchronous read; stats only). */
+/* Lock held: the write-back pages counted so far (read at the waits above; no driver call). */
 void sp_stream_stats(void) {
   uint64_t total = 0;
-  for (int i = 0; i < SP_MAX_DEV; i++) {
-    engine *e = &eng[i];
-    uint64_t w = 0;
-    if (e->state == 1 && sp_real.cuMemcpyDtoH_v2 && !sp_capturing_anywhere()) {
-      int pushed = ctx_enter(e);
-      if (sp_real.cuMemcpyDtoH_v2(&w, written_counter(e), sizeof(w)) != CUDA_SUCCESS) w = 0;
-      ctx_leave(pushed);
-    }
-    total += e->written_base + w;
-  }
+  for (int i = 0; i < SP_MAX_DEV; i++) total += eng[i].written_base + eng[i].written_now;
   sp_g.stream_writeback_pages = total;
 }
 

@@ -22,12 +22,18 @@
 **    range first unstages it (the write-back on the copy stream, the launch's stream waiting for
 **    it, no CPU wait) and reads the range's own pages. Pointers the scan cannot see (stored in
 **    device memory) read the range's own pages: correct for data no staged launch writes.
-**  - The arena is a tiered range of ours that never moves (inside the VRAM limit, made with an
-**    eviction like any fresh allocation), SPILLOVER_STREAM_BUDGET of the limit (default 25%).
+**  - The arena is a tiered range of ours that never moves (inside the VRAM limit, never the
+**    reserve, made with an eviction like any fresh allocation), SPILLOVER_STREAM_BUDGET of the
+**    limit (default 25%); after IDLE_NS without staging it goes back to placement.
 **  - Graph launches and launches while a capture runs are never rewritten (replays read in place:
-**    graphs are what decode loops use); a graph launch settles the staged ranges it names first.
+**    graphs are what decode loops use); a graph launch settles the staged ranges it names first,
+**    and a capture begins with every staged range settled.
+**  - The copy: a copy engine (cuMemcpyDtoDAsync) then the hash kernel, or with
+**    SPILLOVER_STREAM_COPY=kernel one kernel on the SMs that copies and hashes.
 **  - Any failure (no room, a copy refused, our module not loading) falls back to reading in
-**    place, and turns the engine off for the device when it cannot start at all.
+**    place; eight stagings failing in a row give the arena back and turn the engine off for the
+**    device. Waits for the copy stream never hold the interposer's lock (except at frees, whose
+**    work has been waited for already).
 ** SPILLOVER_STREAM=0 turns it off.
 */
 #define _GNU_SOURCE

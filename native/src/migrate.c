@@ -72,6 +72,26 @@ static int anything_wanted(void) {
 ** elsewhere in the process must not be invalidated by our synchronisation). Lock not held. */
 typedef size_t (*plan_fn)(sp_dev *d, sp_rec **recs, size_t n, uint64_t arg, sp_move *out, size_t max);
 
+/* Lock held, debug log only: which ranges a placement run moves (moves come grouped by range). */
+static void log_moves(const sp_move *m, size_t nm, int is_pass) {
+  if (sp_cfg.log_level < SP_LOG_DEBUG) return;
+  int lines = 0;
+  for (size_t i = 0; i < nm && lines < 12;) {
+    size_t j = i;
+    uint32_t in = 0, out = 0;
+    for (; j < nm && m[j].r == m[i].r; j++) {
+      if (m[j].to == SP_PAGE_VRAM) in++;
+      else out++;
+    }
+    const sp_rec *r = m[i].r;
+    sp_log(SP_LOG_DEBUG, "  %s: range 0x%llx (%u pages, %u in VRAM, uses %u, buffer %llu): %u to VRAM, %u to host",
+           is_pass ? "pass" : "eviction", (unsigned long long)r->va, r->npages, r->nvram, r->uses,
+           (unsigned long long)r->buffer_id, in, out);
+    lines++;
+    i = j;
+  }
+}
+
 static size_t placement_run(sp_dev *d, CUcontext ctx, plan_fn plan, uint64_t arg, int is_pass) {
   uint64_t t0 = sp_now_ns();
   size_t done = 0, n = 0;
@@ -81,6 +101,7 @@ static size_t placement_run(sp_dev *d, CUcontext ctx, plan_fn plan, uint64_t arg
   sp_move *moves = recs ? malloc(MAX_PASS_PAGES * sizeof(*moves)) : NULL;
   if (moves && n) {
     size_t nm = plan(d, recs, n, arg, moves, MAX_PASS_PAGES);
+    log_moves(moves, nm, is_pass);
     if (nm) {
       int mode = CU_STREAM_CAPTURE_MODE_RELAXED, swapped = 0;
       if (sp_real.cuThreadExchangeStreamCaptureMode)

@@ -19,7 +19,7 @@
 **    is reused a kernel re-hashes it and copies changed pages back to the range's own pages. Until
 **    that write-back has run, launches, copies and graphs that name the range wait for it.
 **  - Only launches of functions that stage are rewritten. Any other launch that names a staged
-**    range first unstages it (the write-back on the copy stream, the launch's stream waiting for
+**    range first unstages it (the write-back on the write-back stream, the launch's stream waiting for
 **    it, no CPU wait) and reads the range's own pages. Pointers the scan cannot see (stored in
 **    device memory) read the range's own pages: correct for data no staged launch writes.
 **  - The arena is a tiered range of ours that never moves (inside the VRAM limit, never the
@@ -28,11 +28,14 @@
 **  - Graph launches and launches while a capture runs are never rewritten (replays read in place:
 **    graphs are what decode loops use); a graph launch settles the staged ranges it names first,
 **    and a capture begins with every staged range settled.
-**  - The copy: a copy engine (cuMemcpyDtoDAsync) then the hash kernel, or with
-**    SPILLOVER_STREAM_COPY=kernel one kernel on the SMs that copies and hashes.
+**  - Three streams of the engine's own, at the greatest priority the context has: copies (a copy
+**    engine, cuMemcpyDtoDAsync), hash kernels and write-back kernels. Our kernels wait for SMs the
+**    program's kernels hold; on the copy stream itself they would leave the copy engine idle
+**    meanwhile, so a copy waits only for the write-backs of the slot it fills. With
+**    SPILLOVER_STREAM_COPY=kernel one kernel on the SMs copies and hashes (on the hash stream).
 **  - Any failure (no room, a copy refused, our module not loading) falls back to reading in
 **    place; eight stagings failing in a row give the arena back and turn the engine off for the
-**    device. Waits for the copy stream never hold the interposer's lock (except at frees, whose
+**    device. Waits for the engine's streams never hold the interposer's lock (except at frees, whose
 **    work has been waited for already).
 ** SPILLOVER_STREAM=0 turns it off.
 */
@@ -60,16 +63,18 @@
 #define MAX_ARG_BYTES 32768    /* kernel parameters a launch may carry (CUDA 12.1+: 32764) */
 #define STREAM_PER_THREAD ((CUstream)0x2)
 
+#define TIMED 512              /* staging copies timed and not yet counted */
+
 typedef struct slot {
   sp_rec *r;     /* the range; NULL when it was freed while staged (nothing to write back) */
   uint64_t off;  /* place in the arena */
   uint64_t span; /* bytes */
   int used, consumed;
   int pinned; /* launches being prepared that read it (several threads: a count) */
-  CUevent start, ready;
+  CUevent copied, ready; /* the copy done (copy stream); the hashes taken too (hash stream) */
   CUevent use_ev[SLOT_STREAMS];
   CUstream use_st[SLOT_STREAMS];
-  int nuse, timed;
+  int nuse;
   int next_victim; /* the use_st entry a fifth stream takes over */
 } slot;
 
@@ -79,14 +84,15 @@ typedef struct engine {
   int stop;  /* stagings kept failing: the arena goes back at the next chance, then off */
   uint64_t written_base; /* write-back pages counted in arenas given back */
   CUcontext ctx;
-  CUstream copy;
+  CUstream copy, hash, wb; /* copies; hash kernels (and the kernel copy); write-backs */
   CUmodule mod;
   CUfunction f_hash, f_writeback, f_copy;
   CUdeviceptr arena;   /* size bytes of slots, then one page of hashes and the write counter */
   uint64_t size, head;
   sp_rec *arena_rec;
   uint64_t last_stage_ns; /* the last staging or staged read: the arena leaves after IDLE_NS without */
-  CUevent wb_done;     /* recorded after every write-back */
+  CUevent wb_done;     /* recorded after every write-back (wb stream) */
+  CUevent reuse;       /* slots that left: their readers and write-backs done (wb stream) */
   int wb_pending;      /* a write-back was enqueued since wb_done was last seen complete */
   uint64_t wb_gen;     /* write-backs enqueued (a range's stage_wb is the number of its own) */
   uint64_t written_now; /* the arena's write-back counter, as last read */
@@ -95,8 +101,11 @@ typedef struct engine {
   sp_rec *last;        /* the staged range the last launch read: successor learning */
   double link_bps;     /* measured from our own copies */
   int failures;        /* stagings failed in a row */
-  int timed_q[MAX_SLOTS]; /* slots whose copy time is not counted yet, in staging order */
-  uint64_t timed_head, timed_tail;
+  struct {
+    CUevent a, b; /* around one staging copy on the copy stream (or the hash stream's kernel copy) */
+    uint64_t bytes;
+  } timed[TIMED];
+  uint64_t timed_head, timed_tail; /* copies timed / counted, in staging order */
 } engine;
 
 typedef struct fn_decision {
@@ -206,7 +215,18 @@ static sample *sample_start(const void *fn, CUstream s, uint64_t host_bytes) {
 
 /* ---- the engine of a device -------------------------------------------------------------- */
 
-/* Lock held. Our module, stream and events in the context (once per device). */
+/* A stream of the engine's, at the context's greatest priority: the block scheduler then gives
+** our short kernels the next free SM slot instead of queueing them behind a long GEMM. */
+static CUresult our_stream(CUstream *s) {
+  int least = 0, greatest = 0;
+  if (sp_real.cuStreamCreateWithPriority && sp_real.cuCtxGetStreamPriorityRange &&
+      sp_real.cuCtxGetStreamPriorityRange(&least, &greatest) == CUDA_SUCCESS &&
+      sp_real.cuStreamCreateWithPriority(s, CU_STREAM_NON_BLOCKING, greatest) == CUDA_SUCCESS)
+    return CUDA_SUCCESS;
+  return sp_real.cuStreamCreate(s, CU_STREAM_NON_BLOCKING);
+}
+
+/* Lock held. Our module, streams and events in the context (once per device). */
 static int engine_setup(engine *e, CUcontext ctx) {
   e->ctx = ctx;
   e->link_bps = LINK_GUESS_BPS;
@@ -214,23 +234,28 @@ static int engine_setup(engine *e, CUcontext ctx) {
       !sp_real.cuStreamWaitEvent || !sp_real.cuEventElapsedTime || !sp_real.cuMemcpyDtoDAsync_v2 ||
       !sp_real.cuStreamSynchronize)
     return -1;
-  if (sp_real.cuStreamCreate(&e->copy, CU_STREAM_NON_BLOCKING) != CUDA_SUCCESS ||
-      sp_real.cuModuleLoadData(&e->mod, sp_stage_ptx) != CUDA_SUCCESS ||
+  if (our_stream(&e->copy) != CUDA_SUCCESS || our_stream(&e->hash) != CUDA_SUCCESS ||
+      our_stream(&e->wb) != CUDA_SUCCESS || sp_real.cuModuleLoadData(&e->mod, sp_stage_ptx) != CUDA_SUCCESS ||
       sp_real.cuModuleGetFunction(&e->f_hash, e->mod, SP_STAGE_KERNEL_HASH) != CUDA_SUCCESS ||
       sp_real.cuModuleGetFunction(&e->f_writeback, e->mod, SP_STAGE_KERNEL_WRITEBACK) != CUDA_SUCCESS ||
       sp_real.cuModuleGetFunction(&e->f_copy, e->mod, SP_STAGE_KERNEL_COPY) != CUDA_SUCCESS ||
       sp_real.cuEventCreate(&e->wb_done, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS ||
-      sp_real.cuEventCreate(&e->order, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) {
+      sp_real.cuEventCreate(&e->order, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS ||
+      sp_real.cuEventCreate(&e->reuse, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) {
     sp_log(SP_LOG_WARN, "stream: the staging stream or kernels could not be set up; reading host pages in place");
     return -1;
   }
   for (int i = 0; i < MAX_SLOTS; i++) {
     slot *s = &e->slots[i];
-    if (sp_real.cuEventCreate(&s->start, 0) != CUDA_SUCCESS || sp_real.cuEventCreate(&s->ready, 0) != CUDA_SUCCESS)
+    if (sp_real.cuEventCreate(&s->copied, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS ||
+        sp_real.cuEventCreate(&s->ready, CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS)
       return -1;
     for (int k = 0; k < SLOT_STREAMS; k++)
       if (sp_real.cuEventCreate(&s->use_ev[k], CU_EVENT_DISABLE_TIMING) != CUDA_SUCCESS) return -1;
   }
+  for (int i = 0; i < TIMED; i++)
+    if (sp_real.cuEventCreate(&e->timed[i].a, 0) != CUDA_SUCCESS || sp_real.cuEventCreate(&e->timed[i].b, 0) != CUDA_SUCCESS)
+      return -1;
   return 0;
 }
 
@@ -304,79 +329,86 @@ static void engine_start(engine *e, sp_dev *d, CUcontext ctx) {
 static CUdeviceptr hashes_of(const engine *e, uint64_t off) { return e->arena + e->size + off / SP_PAGE * 8; }
 static CUdeviceptr written_counter(const engine *e) { return e->arena + e->size + SP_PAGE - 8; }
 
-static CUresult launch_ours(engine *e, CUfunction f, uint64_t blocks, void **args) {
-  return sp_real.cuLaunchKernel(f, (unsigned)blocks, 1, 1, 256, 1, 1, 0, e->copy, args, NULL);
+static CUresult launch_ours(CUfunction f, uint64_t blocks, void **args, CUstream s) {
+  return sp_real.cuLaunchKernel(f, (unsigned)blocks, 1, 1, 256, 1, 1, 0, s, args, NULL);
 }
 
-/* The staging copy of r into the slot at dst, and the slot's page hashes: a copy engine then the
-** hash kernel, or (SPILLOVER_STREAM_COPY=kernel) one kernel doing both on the SMs. */
-static CUresult stage_copy(engine *e, CUdeviceptr dst, const sp_rec *r, CUdeviceptr hashes) {
-  CUdeviceptr src = r->va;
-  uint64_t npages = r->span / SP_PAGE;
-  if (sp_cfg.stream_copy_kernel) {
-    void *args[] = {&dst, &src, &npages, &hashes};
-    CUresult rc = sp_real.cuMemsetD8Async ? sp_real.cuMemsetD8Async(hashes, 0, npages * 8, e->copy)
-                                          : CUDA_ERROR_NOT_FOUND;
-    return rc == CUDA_SUCCESS ? launch_ours(e, e->f_copy, npages * SP_STAGE_COPY_SPLIT, args) : rc;
-  }
-  void *args[] = {&dst, &npages, &hashes};
-  CUresult rc = sp_real.cuMemcpyDtoDAsync_v2(dst, src, r->span, e->copy);
-  return rc == CUDA_SUCCESS ? launch_ours(e, e->f_hash, npages, args) : rc;
-}
-
-/* Lock held. A staging's copy time (start to ready on the copy stream) counts as copy-engine busy
-** time and measures the link; done: its events completed. */
-static void copy_time(engine *e, slot *s, int done) {
-  float ms = 0;
-  if (done && sp_real.cuEventElapsedTime(&ms, s->start, s->ready) == CUDA_SUCCESS && ms > 0) {
-    sp_g.stream_copy_ns += (uint64_t)((double)ms * 1e6);
-    e->link_bps = (double)s->span / ((double)ms * 1e-3);
-  }
-  s->timed = 0;
-}
-
-/* Lock held. Stagings complete in order on the copy stream: the oldest ones still timed that have
-** completed are counted now, so the busy time is current without waiting for anything. */
+/* Lock held. Stagings complete in order on their stream: the oldest timed copies that have
+** completed count now (copy-engine busy time, and the link measured by our own copies), so the
+** busy time is current without waiting for anything. */
 static void poll_copies(engine *e) {
   while (e->timed_tail != e->timed_head) {
-    slot *s = &e->slots[e->timed_q[e->timed_tail % MAX_SLOTS]];
-    if (s->timed) {
-      if (sp_real.cuEventQuery(s->ready) == CUDA_ERROR_NOT_READY) return;
-      copy_time(e, s, 1);
+    uint64_t i = e->timed_tail % TIMED;
+    CUresult q = sp_real.cuEventQuery(e->timed[i].b);
+    if (q == CUDA_ERROR_NOT_READY) return;
+    float ms = 0;
+    if (q == CUDA_SUCCESS && sp_real.cuEventElapsedTime(&ms, e->timed[i].a, e->timed[i].b) == CUDA_SUCCESS && ms > 0) {
+      sp_g.stream_copy_ns += (uint64_t)((double)ms * 1e6);
+      e->link_bps = (double)e->timed[i].bytes / ((double)ms * 1e-3);
     }
     e->timed_tail++;
   }
 }
 
-/* Lock held. The slot leaves the ring: the copy stream waits for its last readers, writes back
-** the pages a kernel changed and marks the write-back done for later readers of the range. */
+/* Lock held. The staging copy of r into the slot at dst on stream cs, timed when a timer is free,
+** and the slot's page hashes: a copy engine, then the hash kernel on the hash stream; or
+** (SPILLOVER_STREAM_COPY=kernel) one kernel doing both on the SMs. s->ready: both done. */
+static CUresult stage_copy(engine *e, slot *s, CUdeviceptr dst, const sp_rec *r, CUdeviceptr hashes, CUstream cs) {
+  CUdeviceptr src = r->va;
+  uint64_t npages = r->span / SP_PAGE;
+  if (e->timed_head - e->timed_tail >= TIMED) poll_copies(e);
+  int timed = e->timed_head - e->timed_tail < TIMED;
+  uint64_t ti = e->timed_head % TIMED;
+  if (timed) timed = sp_real.cuEventRecord(e->timed[ti].a, cs) == CUDA_SUCCESS;
+  CUresult rc;
+  if (sp_cfg.stream_copy_kernel) {
+    void *args[] = {&dst, &src, &npages, &hashes};
+    rc = sp_real.cuMemsetD8Async ? sp_real.cuMemsetD8Async(hashes, 0, npages * 8, cs) : CUDA_ERROR_NOT_FOUND;
+    if (rc == CUDA_SUCCESS) rc = launch_ours(e->f_copy, npages * SP_STAGE_COPY_SPLIT, args, cs);
+  } else {
+    rc = sp_real.cuMemcpyDtoDAsync_v2(dst, src, r->span, cs);
+  }
+  if (rc == CUDA_SUCCESS && timed && sp_real.cuEventRecord(e->timed[ti].b, cs) == CUDA_SUCCESS) {
+    e->timed[ti].bytes = r->span;
+    e->timed_head++;
+  }
+  if (rc != CUDA_SUCCESS || sp_cfg.stream_copy_kernel) return rc;
+  void *args[] = {&dst, &npages, &hashes};
+  rc = sp_real.cuEventRecord(s->copied, cs);
+  if (rc == CUDA_SUCCESS) rc = wait_event(e->hash, s->copied);
+  return rc == CUDA_SUCCESS ? launch_ours(e->f_hash, npages, args, e->hash) : rc;
+}
+
+/* Lock held. The slot leaves the ring: the write-back stream waits for its staging and its last
+** readers, writes back the pages a kernel changed and marks the write-back done for later readers
+** of the range (and for the staging that fills the slot next: e->reuse, recorded by ring_take). */
 static void unstage(engine *e, slot *s) {
-  for (int k = 0; k < s->nuse; k++) wait_event(e->copy, s->use_ev[k]);
+  wait_event(e->wb, s->ready); /* staged ahead and never read: its hashes are still being taken */
+  for (int k = 0; k < s->nuse; k++) wait_event(e->wb, s->use_ev[k]);
   if (s->r) {
     CUdeviceptr src = e->arena + s->off, dst = s->r->va, hashes = hashes_of(e, s->off), written = written_counter(e);
     uint64_t npages = s->span / SP_PAGE;
     void *args[] = {&src, &dst, &npages, &hashes, &written};
-    if (launch_ours(e, e->f_writeback, npages, args) == CUDA_SUCCESS &&
-        sp_real.cuEventRecord(e->wb_done, e->copy) == CUDA_SUCCESS) {
+    if (launch_ours(e->f_writeback, npages, args, e->wb) == CUDA_SUCCESS &&
+        sp_real.cuEventRecord(e->wb_done, e->wb) == CUDA_SUCCESS) {
       s->r->stage_wb = ++e->wb_gen;
       e->wb_pending = 1;
     } else { /* the written pages cannot come back: wait, then copy the whole slot back */
       sp_log(SP_LOG_WARN, "stream: write-back kernel refused; copying the staged range back whole");
-      sp_real.cuMemcpyDtoDAsync_v2(dst, src, s->span, e->copy);
-      sp_real.cuStreamSynchronize(e->copy);
+      sp_real.cuMemcpyDtoDAsync_v2(dst, src, s->span, e->wb);
+      sp_real.cuStreamSynchronize(e->wb);
     }
     s->r->stage_slot = 0;
     if (e->last == s->r) e->last = NULL;
   }
-  if (s->timed) copy_time(e, s, sp_real.cuEventQuery(s->ready) == CUDA_SUCCESS);
   s->used = s->consumed = s->nuse = 0;
   s->r = NULL;
 }
 
 /* Lock held. Room for n bytes in the ring: the slots in the way leave, unless one is still needed
 ** (read by the launch being prepared; while only prefetching, also the range read last and the
-** ranges staged ahead and not yet read). */
-static int64_t ring_take(engine *e, uint64_t n, int demand) {
+** ranges staged ahead and not yet read). *left: slots left (e->reuse marks when they are free). */
+static int64_t ring_take(engine *e, uint64_t n, int demand, int *left) {
   if (n > e->size) return -1;
   uint64_t off = e->head + n <= e->size ? e->head : 0;
   for (int i = 0; i < MAX_SLOTS; i++) {
@@ -386,7 +418,10 @@ static int64_t ring_take(engine *e, uint64_t n, int demand) {
   }
   for (int i = 0; i < MAX_SLOTS; i++) {
     slot *s = &e->slots[i];
-    if (s->used && s->off < off + n && s->off + s->span > off) unstage(e, s);
+    if (s->used && s->off < off + n && s->off + s->span > off) {
+      unstage(e, s);
+      *left = 1;
+    }
   }
   e->head = off + n;
   return (int64_t)off;
@@ -403,24 +438,25 @@ static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
       break;
     }
   if (idx < 0) return NULL;
-  int64_t off = ring_take(e, r->span, demand);
+  int left = 0;
+  int64_t off = ring_take(e, r->span, demand, &left);
   if (off < 0) return NULL;
+  /* copy engine, or SMs: the stream the slot is filled on */
+  CUstream cs = sp_cfg.stream_copy_kernel ? e->hash : e->copy;
   slot *s = &e->slots[idx];
   CUdeviceptr dst = e->arena + (uint64_t)off, hashes = hashes_of(e, (uint64_t)off);
   if (r->stage_wb && sp_real.cuEventQuery(e->wb_done) == CUDA_SUCCESS) r->stage_wb = 0;
   CUresult rc = CUDA_SUCCESS;
-  if (!r->stage_clean) {
+  if (left) { /* the slots that were there: read and written back before the copy overwrites them */
+    rc = sp_real.cuEventRecord(e->reuse, e->wb);
+    if (rc == CUDA_SUCCESS) rc = wait_event(cs, e->reuse);
+  }
+  if (rc == CUDA_SUCCESS && !r->stage_clean) {
     rc = sp_real.cuEventRecord(e->order, s_prog);
-    if (rc == CUDA_SUCCESS) rc = wait_event(e->copy, e->order);
+    if (rc == CUDA_SUCCESS) rc = wait_event(cs, e->order);
   }
-  if (s->timed) copy_time(e, s, sp_real.cuEventQuery(s->ready) == CUDA_SUCCESS);
-  s->timed = sp_real.cuEventRecord(s->start, e->copy) == CUDA_SUCCESS;
-  if (s->timed) {
-    if (e->timed_head - e->timed_tail >= MAX_SLOTS) e->timed_tail = e->timed_head - MAX_SLOTS + 1;
-    e->timed_q[e->timed_head++ % MAX_SLOTS] = idx;
-  }
-  if (rc == CUDA_SUCCESS) rc = stage_copy(e, dst, r, hashes);
-  if (rc == CUDA_SUCCESS) rc = sp_real.cuEventRecord(s->ready, e->copy);
+  if (rc == CUDA_SUCCESS) rc = stage_copy(e, s, dst, r, hashes, cs);
+  if (rc == CUDA_SUCCESS) rc = sp_real.cuEventRecord(s->ready, sp_cfg.stream_copy_kernel ? cs : e->hash);
   if (rc != CUDA_SUCCESS) {
     sp_log(SP_LOG_DEBUG, "stream: staging %llu bytes at 0x%llx failed (CUresult %d); read in place",
            (unsigned long long)r->span, (unsigned long long)r->va, rc);
@@ -467,7 +503,7 @@ static size_t param_bytes(CUfunction f, void **params, void **extra) {
 }
 
 /* Lock held. The slot's reader entry for stream s, reserved now (its event is recorded after the
-** launch). A fifth stream takes over an entry: the copy stream first waits for that entry's last
+** launch). A fifth stream takes over an entry: the write-back stream first waits for that entry's last
 ** reader, so a later reuse of the slot still follows every reader. */
 static int reader_entry(engine *e, slot *sl, CUstream s) {
   for (int j = 0; j < sl->nuse; j++)
@@ -478,7 +514,7 @@ static int reader_entry(engine *e, slot *sl, CUstream s) {
   }
   int j = sl->next_victim;
   sl->next_victim = (j + 1) % SLOT_STREAMS;
-  wait_event(e->copy, sl->use_ev[j]);
+  wait_event(e->wb, sl->use_ev[j]);
   sl->use_st[j] = s;
   return j;
 }
@@ -597,7 +633,7 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
     r->stage_writer = r->stage_clean || (r->stage_writer && r->stage_writer_stream == s);
     r->stage_writer_stream = s;
     r->stage_clean = 0;
-    if (r->stage_wb) { /* its write-back may still be running on the copy stream */
+    if (r->stage_wb) { /* its write-back may still be running */
       if (sp_real.cuEventQuery(e->wb_done) == CUDA_SUCCESS) r->stage_wb = e->wb_pending = 0;
       else wait_event(s, e->wb_done);
     }
@@ -739,21 +775,23 @@ void sp_stream_after(sp_stream_launch *L, CUresult rc) {
   sp_unlock();
 }
 
-/* ---- waiting for the copy stream, outside the lock ------------------------------------------ */
+/* ---- waiting for the engine's streams, outside the lock ----------------------------------- */
 
-/* Waits on the copy stream run without the lock: its work waits for program kernels, and one of
+/* Waits on the engine's streams run without the lock: their work waits for program kernels, and one of
 ** those may be waiting (cuStreamWaitValue32) for a host thread that needs the lock. A write-back is
 ** numbered when enqueued (stage_wb holds its number); a wait clears the flags it covered. */
 
 /* No locks held. Waits for e's write-backs enqueued up to number gen, then clears the flags of
-** its device's ranges they covered and counts the written pages (the copy stream drained). */
+** its device's ranges they covered and counts the written pages (drain: all three streams). */
 static void wb_wait(engine *e, int dev, uint64_t gen, int drain) {
   int pushed = ctx_enter(e);
   CUresult rc = drain ? sp_real.cuStreamSynchronize(e->copy) : sp_real.cuEventSynchronize(e->wb_done);
+  if (drain && rc == CUDA_SUCCESS) rc = sp_real.cuStreamSynchronize(e->hash);
+  if (drain && rc == CUDA_SUCCESS) rc = sp_real.cuStreamSynchronize(e->wb);
   uint64_t w = 0;
   int counted = rc == CUDA_SUCCESS && sp_real.cuMemcpyDtoHAsync_v2 &&
-                sp_real.cuMemcpyDtoHAsync_v2(&w, written_counter(e), sizeof(w), e->copy) == CUDA_SUCCESS &&
-                sp_real.cuStreamSynchronize(e->copy) == CUDA_SUCCESS;
+                sp_real.cuMemcpyDtoHAsync_v2(&w, written_counter(e), sizeof(w), e->wb) == CUDA_SUCCESS &&
+                sp_real.cuStreamSynchronize(e->wb) == CUDA_SUCCESS;
   ctx_leave(pushed);
   sp_lock();
   if (rc == CUDA_SUCCESS) {
@@ -772,9 +810,9 @@ static void wb_wait(engine *e, int dev, uint64_t gen, int drain) {
 /* ---- giving the arena back ---------------------------------------------------------------- */
 
 /* No locks held. An arena no launch has staged into or read for IDLE_NS (a decode phase, graph
-** replays) goes back: every slot leaves (written pages back), the copy stream drains (it waited for
+** replays) goes back: every slot leaves (written pages back), the engine's streams drain (they waited for
 ** the slots' last readers), and its VRAM returns to placement, which fills it with hot pages. The
-** next launch that stages makes it again. While the copy stream drains (state 4), launches read in
+** next launch that stages makes it again. While they drain (state 4), launches read in
 ** place and nothing stages. */
 void sp_stream_idle(void) {
   if (!__atomic_load_n(&live, __ATOMIC_RELAXED) || sp_capturing_anywhere()) return;
@@ -816,6 +854,7 @@ void sp_stream_idle(void) {
     e->size = e->head = 0;
     e->last = NULL;
     e->last_stage_ns = now;
+    poll_copies(e); /* the streams drained: every timed copy completed */
     e->timed_tail = e->timed_head;
     e->state = e->stop ? -1 : 2;
     sp_stats_publish();
@@ -901,7 +940,7 @@ void sp_stream_settle_all(void) {
 
 /* Lock held: r is about to be unmapped. Nothing of ours may still read or write it. The frees
 ** that get here have waited for the program's work on r (a context synchronisation, or the free's
-** event), which the copy stream's work on r follows, so these waits end at once. */
+** event), which the engine's work on r follows, so these waits end at once. */
 void sp_stream_forget(sp_rec *r) {
   if (!r->stage_slot && !r->stage_wb) return;
   if (r->dev < 0 || r->dev >= SP_MAX_DEV || (eng[r->dev].state != 1 && eng[r->dev].state != 4)) return;

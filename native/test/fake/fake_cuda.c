@@ -1597,6 +1597,15 @@ EXPORT CUresult cuStreamCreateWithPriority(CUstream *ph, unsigned int flags, int
   return cuStreamCreate(ph, flags);
 }
 
+EXPORT CUresult cuCtxGetStreamPriorityRange(int *least, int *greatest) {
+  COUNT();
+  NEED_CTX(c);
+  (void)c;
+  if (least) *least = 0; /* what an H100 or H200 reports */
+  if (greatest) *greatest = -5;
+  return CUDA_SUCCESS;
+}
+
 EXPORT CUresult cuStreamDestroy_v2(CUstream s) {
   COUNT();
   NEED_INIT();
@@ -2698,6 +2707,7 @@ static const proc_entry g_procs[] = {
     P("cuIpcGetMemHandle", 4010, cuIpcGetMemHandle),
     P("cuStreamCreate", 2000, cuStreamCreate),
     P("cuStreamCreateWithPriority", 5050, cuStreamCreateWithPriority),
+    P("cuCtxGetStreamPriorityRange", 5050, cuCtxGetStreamPriorityRange),
     P("cuStreamDestroy", 4000, cuStreamDestroy_v2),
     P("cuStreamSynchronize", 2000, cuStreamSynchronize),
     PT("cuStreamSynchronize", 7000, cuStreamSynchronize_ptsz),

@@ -63,7 +63,7 @@ static uint64_t pass_room(const sp_dev *d) {
 static int anything_wanted(void) {
   for (size_t i = 0; i < sp_table_count(); i++) {
     sp_rec *r = sp_table_at(i);
-    if (r->tiered && !r->dying && sp_policy_wants_vram(r)) return 1;
+    if (r->tiered && !r->dying && sp_policy_wants_room(r)) return 1;
   }
   return 0;
 }

@@ -10,14 +10,25 @@
 **     similar use never trade places, so a repeating workload reaches a state where no page moves).
 **   - A fresh allocation is the hottest thing there is (it is about to be written): when it would
 **     land in host memory, the VRAM pages of the coldest ranges leave first.
+**   - Free room above the reserve is filled with any range named since the last pass (a decode
+**     step names each weight once, often less than once per pass); trading needs SP_HOT_USES.
+**   - A range the streaming engine stages counts as unused when pages trade places: its re-reading
+**     kernels get it at copy speed from host pages, while a range read in place (activations, a KV
+**     cache) pays the link on every touch. It still fills free room, after every range read in
+**     place. The engine clears the mark when its arena goes back (decode reads in place).
 */
 #define _GNU_SOURCE
 #include <stdlib.h>
 
 #include "sp.h"
 
+/* The uses placement goes by (see the top). */
+static uint32_t uses_of(const sp_rec *r) { return r->stage_streamed ? 0 : r->uses; }
+
 /* density(a) > density(b): more uses per page */
-static int denser(const sp_rec *a, const sp_rec *b) { return (uint64_t)a->uses * b->npages > (uint64_t)b->uses * a->npages; }
+static int denser(const sp_rec *a, const sp_rec *b) {
+  return (uint64_t)uses_of(a) * b->npages > (uint64_t)uses_of(b) * a->npages;
+}
 
 /* Densest first; among equals (decayed uses are often 0 for all), the most recently used first,
 ** then the newest: the cold end holds what no launch has named for longest (a caching allocator's
@@ -32,10 +43,11 @@ static int by_density_desc(const void *x, const void *y) {
 
 /* hot is at least SP_EVICT_RATIO times denser than cold */
 static int much_denser(const sp_rec *hot, const sp_rec *cold) {
-  return (uint64_t)cold->uses * SP_EVICT_RATIO * hot->npages <= (uint64_t)hot->uses * cold->npages;
+  return (uint64_t)uses_of(cold) * SP_EVICT_RATIO * hot->npages <= (uint64_t)uses_of(hot) * cold->npages;
 }
 
-int sp_policy_wants_vram(const sp_rec *r) { return r->movable && r->uses >= SP_HOT_USES && r->nvram < r->npages; }
+int sp_policy_wants_vram(const sp_rec *r) { return r->movable && uses_of(r) >= SP_HOT_USES && r->nvram < r->npages; }
+int sp_policy_wants_room(const sp_rec *r) { return r->movable && r->uses >= 1 && r->nvram < r->npages; }
 
 void sp_policy_rank(sp_rec **recs, size_t n) { qsort(recs, n, sizeof(*recs), by_density_desc); }
 
@@ -59,10 +71,12 @@ size_t sp_policy_pass(sp_rec **recs, size_t n, uint64_t room, sp_move *out, size
   size_t nm = 0, cold_end = n; /* victims come from the cold end */
   for (size_t c = 0; c < n && nm < max; c++) {
     sp_rec *hot = recs[c];
-    if (cursor[c] || !sp_policy_wants_vram(hot)) continue; /* a range giving pages up takes none */
+    if (cursor[c] || !(room ? sp_policy_wants_room(hot) : sp_policy_wants_vram(hot)))
+      continue; /* a range giving pages up takes none */
     for (uint32_t i = 0; i < hot->npages && nm < max; i++) {
       if (hot->loc[i] != SP_PAGE_HOST) continue;
       if (room == 0) { /* find one colder VRAM page to trade for this one */
+        if (!sp_policy_wants_vram(hot)) break; /* it only filled free room */
         uint32_t page = 0;
         int found = 0;
         while (!found && cold_end > c + 1) {
@@ -100,8 +114,8 @@ int sp_policy_worth_a_pass(sp_rec **recs, size_t n, uint64_t room) {
   sp_policy_rank(recs, n);
   for (size_t c = 0; c < n; c++) {
     const sp_rec *hot = recs[c];
+    if (room && sp_policy_wants_room(hot)) return 1;
     if (!sp_policy_wants_vram(hot)) continue;
-    if (room) return 1;
     for (size_t v = n; v > c + 1; v--) {
       const sp_rec *cold = recs[v - 1];
       if (!much_denser(hot, cold)) break;

@@ -196,6 +196,7 @@ typedef struct sp_rec {
   int stage_writer; /* not clean: 1 if every in-place use since was on stage_writer_stream */
   CUstream stage_writer_stream;
   int stage_arena;  /* this range is a staging arena */
+  int stage_streamed; /* staged since the arena was made: placement counts it unused (policy.c) */
   CUdeviceptr stage_next_va; /* the staged range read after this one last time */
   uint64_t stage_next_id;
 } sp_rec;
@@ -285,7 +286,8 @@ typedef struct sp_move {
   uint32_t page;
   int to; /* SP_PAGE_VRAM or SP_PAGE_HOST */
 } sp_move;
-int sp_policy_wants_vram(const sp_rec *r);
+int sp_policy_wants_vram(const sp_rec *r); /* hot enough to trade places with colder VRAM pages */
+int sp_policy_wants_room(const sp_rec *r); /* named at all: worth free VRAM above the reserve */
 void sp_policy_rank(sp_rec **recs, size_t n); /* densest use per page first */
 /* A pass over recs (one device): fills out with at most max moves, room = VRAM pages free to fill. */
 size_t sp_policy_pass(sp_rec **recs, size_t n, uint64_t room, sp_move *out, size_t max);

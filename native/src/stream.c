@@ -476,6 +476,7 @@ static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
   s->used = 1;
   s->consumed = s->pinned = s->nuse = 0;
   r->stage_slot = idx + 1;
+  r->stage_streamed = 1;
   r->stage_clean = 1;
   r->stage_writer = 0;
   e->last_stage_ns = sp_now_ns();
@@ -848,6 +849,10 @@ void sp_stream_idle(void) {
     sp_log(SP_LOG_INFO, "stream: no staging for %.1f s: the %llu MiB staging arena of device %d goes back",
            (double)IDLE_NS / 1e9, (unsigned long long)(e->size >> 20), i);
     sp_g.stream_budget -= e->size;
+    for (size_t k = 0; k < sp_table_count(); k++) { /* read in place from now on: placement decides */
+      sp_rec *r = sp_table_at(k);
+      if (r->dev == i) r->stage_streamed = 0;
+    }
     sp_tiered_release(e->arena_rec);
     e->arena_rec = NULL;
     e->arena = 0;

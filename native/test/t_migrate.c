@@ -4,7 +4,7 @@
 ** kernels run on the CPU and fault on unmapped pages:
 **  promote  a range placed in host memory while VRAM was full of the driver's small allocations,
 **           named by thousands of launches (kernelParams and `extra` both), moves into VRAM once
-**           they are freed; a range no launch names stays in host memory; every byte of both is
+**           they are freed; a range named once long before stays in host memory; every byte of both is
 **           unchanged (verified by kernels)
 **  evict    VRAM above the reserve full of a range no launch names: its VRAM pages go to host
 **           memory so a hot range can move in; both keep their bytes
@@ -36,9 +36,10 @@ static int promote(int expect_moves) {
   CU(cuMemAlloc_v2(&hot, 8 * MiB));
   CU(cuMemAlloc_v2(&cold, 8 * MiB));
   CHECK(t_pages_in(loc, hot, 8 * MiB, 2) == 4 && t_pages_in(loc, cold, 8 * MiB, 2) == 4, "setup: not in host memory");
-  fill_small(0);
   fill(hot, 8 * MiB, 11);
-  fill(cold, 8 * MiB, 22);
+  fill(cold, 8 * MiB, 22); /* named once, then by nothing while passes go by with VRAM full */
+  use(hot, 11, 5000);
+  fill_small(0);
   use(hot, 11, 5000);
   CHECK(bad_words() == 0, "the cheap launches saw wrong words");
   sp_stats s = t_stats();

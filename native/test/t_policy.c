@@ -5,7 +5,12 @@
 **  hysteresis ranges of similar use (within 4x) never trade, whatever their placement
 **  evict      a fresh allocation takes the VRAM pages of the least-used, then least recently used,
 **             then oldest range first, from the end of the range
-**  room       with free room, hot host pages come in without any leaving; cold ones stay
+**  room       with free room, host pages of ranges named since the last pass come in without any
+**             leaving (busiest first); ranges named by no launch stay; without room, one use is
+**             not enough to trade
+**  streamed   a range the streaming engine stages counts as unused in trades: activations read
+**             in place take its VRAM pages, it never takes theirs however often it is named; it
+**             still fills free room
 */
 #define _GNU_SOURCE /* as policy.c, which is compiled into this program */
 #include "sp.h"
@@ -79,13 +84,54 @@ static int evict(void) {
 }
 
 static int room(void) {
-  sp_rec *hot = range(4, 1, 40, 10), *cold = range(4, 0, 1, 9);
-  sp_rec *recs[] = {cold, hot};
+  sp_rec *hot = range(4, 1, 40, 10), *once = range(4, 0, 1, 9), *idle = range(4, 0, 0, 8);
+  sp_rec *recs[] = {idle, once, hot};
   sp_move m[16];
-  size_t n = sp_policy_pass(recs, 2, 10, m, 16);
-  CHECK(n == 3, "%zu moves, want the hot range's 3 host pages", n);
-  for (size_t i = 0; i < n; i++) CHECK(m[i].r == hot && m[i].to == SP_PAGE_VRAM, "move %zu", i);
+  CHECK(sp_policy_worth_a_pass(recs, 3, 4), "free room and host pages named since the last pass");
+  size_t n = sp_policy_pass(recs, 3, 4, m, 16);
+  CHECK(n == 4, "%zu moves, want the hot range's 3 host pages and one of the other", n);
+  for (size_t i = 0; i < 3; i++) CHECK(m[i].r == hot && m[i].to == SP_PAGE_VRAM, "move %zu", i);
+  CHECK(m[3].r == once && m[3].to == SP_PAGE_VRAM, "the range named once fills what room is left");
+  n = sp_policy_pass(recs, 3, 16, m, 16);
+  for (size_t i = 0; i < n; i++) CHECK(m[i].r != idle, "a range no launch named came in");
+  /* no room: one use does not trade with VRAM pages of an idle range */
+  sp_rec *full = range(4, 4, 0, 1), *named = range(4, 0, 1, 9);
+  sp_rec *recs2[] = {full, named};
+  CHECK(!sp_policy_worth_a_pass(recs2, 2, 0), "one use should not be worth a trade");
+  CHECK(sp_policy_pass(recs2, 2, 0, m, 16) == 0, "one use traded pages");
   printf("ok room\n");
+  return 0;
+}
+
+static int streamed(void) {
+  /* a weight the engine stages, named by every prefill, half in VRAM; an activation in host */
+  sp_rec *weight = range(8, 4, 400, 10), *act = range(4, 0, 8, 11);
+  weight->stage_streamed = 1;
+  sp_rec *recs[] = {weight, act};
+  sp_move m[16];
+  CHECK(sp_policy_worth_a_pass(recs, 2, 0), "an activation in host against a streamed weight in VRAM");
+  size_t n = sp_policy_pass(recs, 2, 0, m, 16);
+  CHECK(n == 8, "%zu moves, want 4 out + 4 in", n);
+  for (size_t i = 0; i < n; i++)
+    CHECK(m[i].to == SP_PAGE_HOST ? m[i].r == weight : m[i].r == act, "move %zu goes the wrong way", i);
+  /* the other way round: the streamed weight in host never takes an activation's VRAM pages */
+  sp_rec *w2 = range(8, 0, 400, 10), *a2 = range(4, 4, 2, 11);
+  w2->stage_streamed = 1;
+  sp_rec *recs2[] = {w2, a2};
+  CHECK(!sp_policy_worth_a_pass(recs2, 2, 0), "a streamed weight should not be worth a trade");
+  CHECK(sp_policy_pass(recs2, 2, 0, m, 16) == 0, "a streamed weight traded pages");
+  /* free room it does fill: residency still saves its copy */
+  n = sp_policy_pass(recs2, 2, 4, m, 16);
+  CHECK(n == 4, "%zu moves, want the streamed weight's 4 pages into free room", n);
+  for (size_t i = 0; i < n; i++) CHECK(m[i].r == w2 && m[i].to == SP_PAGE_VRAM, "move %zu", i);
+  /* evictions for a fresh allocation take the streamed weight's pages first */
+  sp_rec *w3 = range(4, 4, 400, 10), *a3 = range(4, 4, 2, 11);
+  w3->stage_streamed = 1;
+  sp_rec *recs3[] = {a3, w3};
+  n = sp_policy_evict(recs3, 2, 4, m, 16);
+  CHECK(n == 4, "%zu pages, want 4", n);
+  for (size_t i = 0; i < n; i++) CHECK(m[i].r == w3, "eviction %zu took an activation's page", i);
+  printf("ok streamed\n");
   return 0;
 }
 
@@ -95,6 +141,7 @@ int main(int argc, char **argv) {
   if (!strcmp(s, "hysteresis")) return hysteresis();
   if (!strcmp(s, "evict")) return evict();
   if (!strcmp(s, "room")) return room();
-  fprintf(stderr, "usage: t_policy trade|hysteresis|evict|room\n");
+  if (!strcmp(s, "streamed")) return streamed();
+  fprintf(stderr, "usage: t_policy trade|hysteresis|evict|room|streamed\n");
   return 2;
 }

@@ -265,7 +265,14 @@ describe("placement policy alone (policy.c, no driver)", () => {
       "evict",
       "a fresh allocation takes the least used, then least recently used range's tail first",
     ],
-    ["room", "with free room hot host pages come in and nothing leaves"],
+    [
+      "room",
+      "with free room, host pages of ranges named since the last pass come in and nothing leaves; one use never trades",
+    ],
+    [
+      "streamed",
+      "a range the streaming engine stages counts as unused: activations read in place take its VRAM first",
+    ],
   ];
   for (const [scenario, title] of scenarios) {
     test(title, () => {

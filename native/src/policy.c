@@ -1,6 +1,6 @@
 /*
 ** policy.c: what lives in VRAM. VRAM is a cache over the host tier, and ranges earn it by use per
-** page (launches that name them, from scan.c, halved every pass), not by arrival order. Pure
+** page (launches that name them, from scan.c, halved at most every 500 ms), not by arrival order. Pure
 ** decisions over the allocation records: these functions read uses and page locations and write
 ** a list of page moves; mover.c carries them out. Nothing here calls the driver or takes a lock,
 ** so native/test/t_policy.c drives them with recorded use traces.

@@ -16,6 +16,10 @@
 #define PASS_LAUNCHES 4096   /* a pass at least every this many charged launches, */
 #define PASS_NS 20000000ull  /* or after 20 ms */
 #define PASS_MIN_LAUNCHES 64 /* and this many launches (a pass may cost a context sync) */
+/* Uses halve at most this often, however often passes run: a window must span whole steps of a
+** repeating workload (a prefill takes hundreds of ms), or ranges used once per step count 4x apart
+** depending on where the window fell, and trade places pass after pass (each a context sync). */
+#define DECAY_NS 500000000ull
 #define MAX_SCAN_BYTES SP_SCAN_MAX_BYTES
 #define MAX_PARAMS 1024
 
@@ -29,7 +33,7 @@ typedef struct layout {
 
 static layout *layouts;
 static size_t layouts_cap, layouts_used;
-static uint64_t launch_seq, launches_since_pass, last_pass_ns;
+static uint64_t launch_seq, launches_since_pass, last_pass_ns, last_decay_ns;
 
 static size_t slot_of(const void *fn, size_t cap) {
   uint64_t h = (uint64_t)(uintptr_t)fn * 0x9E3779B97F4A7C15ull;
@@ -289,9 +293,13 @@ void sp_refs_free(sp_refs *r) {
 
 /* Lock held. Every pass, moving or not, ends here: counts decay, the next interval starts. */
 void sp_use_decay(void) {
-  for (size_t i = 0; i < sp_table_count(); i++) sp_table_at(i)->uses >>= 1;
+  uint64_t now = sp_now_ns();
+  if (now - last_decay_ns >= DECAY_NS) {
+    for (size_t i = 0; i < sp_table_count(); i++) sp_table_at(i)->uses >>= 1;
+    last_decay_ns = now;
+  }
   launches_since_pass = 0;
-  last_pass_ns = sp_now_ns();
+  last_pass_ns = now;
 }
 
 int sp_use_pass_ready(void) { return launches_since_pass >= PASS_MIN_LAUNCHES; }
@@ -300,5 +308,5 @@ int sp_use_pass_ready(void) { return launches_since_pass >= PASS_MIN_LAUNCHES; }
 void sp_scan_after_fork(void) {
   layouts = NULL;
   layouts_cap = layouts_used = 0;
-  launch_seq = launches_since_pass = last_pass_ns = 0;
+  launch_seq = launches_since_pass = last_pass_ns = last_decay_ns = 0;
 }

@@ -153,12 +153,12 @@ int sp_config_parse(sp_config *c) {
     if (strcmp(v, "0") && strcmp(v, "1")) return bad("SPILLOVER_STREAM", v, "a switch (use 1 or 0)");
     c->stream = v[0] == '1';
   }
-  c->stream_ratio = 3.0;
+  c->stream_ratio = 1.5;
   if ((v = getenv("SPILLOVER_STREAM_RATIO")) && *v) {
     char *end = NULL;
     double r = strtod(v, &end);
     if (end == v || *end || !(r >= 0 && r <= 1e6))
-      return bad("SPILLOVER_STREAM_RATIO", v, "a number from 0 to 1000000 (the default is 3)");
+      return bad("SPILLOVER_STREAM_RATIO", v, "a number from 0 to 1000000 (the default is 1.5)");
     c->stream_ratio = r;
   }
   if ((v = getenv("SPILLOVER_STREAM_COPY")) && *v) {

@@ -8,9 +8,10 @@
 ** copy in stream order (an event), never the CPU.
 **
 **  - Which launches: learned per function by measurement. The first launches of a function that
-**    name host pages are timed with events (in place); if one took SPILLOVER_STREAM_RATIO (3) times
-**    the link time of the host bytes it names or more, the function re-reads and its launches stage.
-**    Read-once kernels (decode GEMVs, embedding lookups) keep reading in place.
+**    name host pages are timed with events (in place); if one took SPILLOVER_STREAM_RATIO (1.5)
+**    times the link time of the host bytes it names or more, the function re-reads and its launches
+**    stage (a copy overlapped with other work costs about 1x). Read-once kernels (decode GEMVs at
+**    about 1.0x, embedding lookups) keep reading in place.
 **  - Ahead of use: each staged range remembers the staged range used after it last time; after a
 **    launch the engine walks that chain and stages what comes next while the arena has room that
 **    no launch still needs. The arena is a ring: a slot is reused in staging order, and the copy

@@ -59,11 +59,15 @@ static uint64_t pass_room(const sp_dev *d) {
   return budget > in_use ? (budget - in_use) / SP_PAGE : 0;
 }
 
-/* Lock held: is there anything a pass could want to move? (No sync, no fence: cheap.) */
-static int anything_wanted(void) {
+/* Lock held: is there anything a pass on device d could want to move? (No sync, no fence:
+** cheap. A range named once wants only free room, which low limits rarely have: without room
+** such ranges would take the fence at every pass interval for nothing.) */
+static int anything_wanted(const sp_dev *d) {
+  int room = pass_room(d) > 0;
   for (size_t i = 0; i < sp_table_count(); i++) {
     sp_rec *r = sp_table_at(i);
-    if (r->tiered && !r->dying && sp_policy_wants_room(r)) return 1;
+    if (!r->tiered || r->dying || r->dev != d->ordinal) continue;
+    if (sp_policy_wants_vram(r) || (room && sp_policy_wants_room(r))) return 1;
   }
   return 0;
 }
@@ -147,13 +151,14 @@ static int current(sp_dev **d, CUcontext *ctx) {
 }
 
 void sp_migrate_pass(void) {
-  sp_dev *d;
+  sp_dev *d = NULL;
   CUcontext ctx;
+  int here = current(&d, &ctx);
   sp_lock();
-  int ready = sp_use_pass_ready(), wanted = ready && anything_wanted();
+  int ready = sp_use_pass_ready(), wanted = ready && here && anything_wanted(d);
   if (ready && !wanted) sp_use_decay(); /* nothing in host memory is hot: decay, no fence */
   sp_unlock();
-  if (!wanted || !current(&d, &ctx)) return;
+  if (!wanted) return;
   placement_run(d, ctx, plan_pass, 0, 1);
 }
 

@@ -197,8 +197,14 @@ typedef struct sp_rec {
   CUstream stage_writer_stream;
   int stage_arena;  /* this range is a staging arena */
   int stage_streamed; /* staged since the arena was made: placement counts it unused (policy.c) */
-  CUdeviceptr stage_next_va; /* the staged range read after this one last time */
-  uint64_t stage_next_id;
+  /* The staged range read after this one, per range read before it: a training step reads its
+  ** layers forward, then backward, and which way the walk goes depends on where it came from. */
+  struct sp_stage_next {
+    uint64_t pred_id; /* buffer_id of the range read before this one (0: none) */
+    CUdeviceptr va;   /* the range read next, and its buffer_id */
+    uint64_t id;
+  } stage_next[2];
+  int stage_next_new; /* the entry learned last */
 } sp_rec;
 
 int sp_table_insert(sp_rec *r);

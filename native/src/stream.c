@@ -12,9 +12,10 @@
 **    times the link time of the host bytes it names or more, the function re-reads and its launches
 **    stage (a copy overlapped with other work costs about 1x). Read-once kernels (decode GEMVs at
 **    about 1.0x, embedding lookups) keep reading in place.
-**  - Ahead of use: each staged range remembers the staged range used after it last time; after a
-**    launch the engine walks that chain and stages what comes next while the arena has room that
-**    no launch still needs. The arena is a ring: a slot is reused in staging order, and the copy
+**  - Ahead of use: each staged range remembers the staged range used after it, for each of the
+**    last two ranges used before it (forward and backward passes of a training step walk the
+**    same layers both ways); after a launch the engine walks that chain and stages what comes
+**    next while the arena has room that no launch still needs. The arena is a ring: a slot is reused in staging order, and the copy
 **    stream first waits for the last launch (per stream) that read it.
 **  - Written pages come back: every staged page is hashed on the GPU when staged; before its slot
 **    is reused a kernel re-hashes it and copies changed pages back to the range's own pages. Until
@@ -100,6 +101,9 @@ typedef struct engine {
   CUevent order;       /* a program stream's point a staging copy waits for */
   slot slots[MAX_SLOTS];
   sp_rec *last;        /* the staged range the last launch read: successor learning */
+  uint64_t prev_id;    /* buffer_id of the staged range read before it (0: none) */
+  sp_rec *soon[LOOKAHEAD]; /* staged ranges the chain says are read next (kept when room is made) */
+  int nsoon;
   double link_bps;     /* measured from our own copies */
   int failures;        /* stagings failed in a row */
   struct {
@@ -400,23 +404,50 @@ static void unstage(engine *e, slot *s) {
       sp_real.cuStreamSynchronize(e->wb);
     }
     s->r->stage_slot = 0;
-    if (e->last == s->r) e->last = NULL;
   }
   s->used = s->consumed = s->nuse = 0;
   s->r = NULL;
 }
 
-/* Lock held. Room for n bytes in the ring: the slots in the way leave, unless one is still needed
-** (read by the launch being prepared; while only prefetching, also the range read last and the
-** ranges staged ahead and not yet read). *left: slots left (e->reuse marks when they are free). */
+/* Lock held. Is s needed sooner than whatever would take its place? Read by a launch being
+** prepared; one of the ranges the successor chain says come next (e->soon, unless `any`); while
+** only prefetching, also the range read last and the ranges staged ahead and not yet read. */
+static int needed(const engine *e, const slot *s, int demand, int any) {
+  if (s->pinned) return 1;
+  for (int k = 0; !any && k < e->nsoon; k++)
+    if (s->r && s->r == e->soon[k]) return 1;
+  return !demand && (!s->consumed || (s->r && s->r == e->last));
+}
+
+/* Lock held. Is the region [off, off + n) free of slots still needed? */
+static int region_free(const engine *e, uint64_t off, uint64_t n, int demand, int any) {
+  for (int i = 0; i < MAX_SLOTS; i++) {
+    const slot *s = &e->slots[i];
+    if (s->used && s->off < off + n && s->off + s->span > off && needed(e, s, demand, any)) return 0;
+  }
+  return 1;
+}
+
+/* Lock held. Room for n bytes in the ring: the slots in the way leave, unless one is still needed.
+** The place after the last staging comes first (staging order); when a slot there is needed sooner
+** (the walk turned: a training step's backward pass reads the layers it just read forward), the
+** places after the other slots. A launch that needs room now takes a slot the chain wants only if
+** nothing else is free. *left: slots left (e->reuse marks when they are free). */
 static int64_t ring_take(engine *e, uint64_t n, int demand, int *left) {
   if (n > e->size) return -1;
-  uint64_t off = e->head + n <= e->size ? e->head : 0;
-  for (int i = 0; i < MAX_SLOTS; i++) {
-    slot *s = &e->slots[i];
-    if (!s->used || s->off >= off + n || s->off + s->span <= off) continue;
-    if (s->pinned || (!demand && (!s->consumed || (s->r && s->r == e->last)))) return -1;
+  int64_t at = -1;
+  for (int any = 0; at < 0 && any <= demand; any++) {
+    uint64_t off = e->head + n <= e->size ? e->head : 0;
+    if (region_free(e, off, n, demand, any)) at = (int64_t)off;
+    for (int i = 0; at < 0 && i < MAX_SLOTS; i++) {
+      const slot *s = &e->slots[i];
+      uint64_t o = s->off + s->span;
+      if (s->used && o + n <= e->size && region_free(e, o, n, demand, any)) at = (int64_t)o;
+    }
+    if (at < 0 && region_free(e, 0, n, demand, any)) at = 0;
   }
+  if (at < 0) return -1;
+  uint64_t off = (uint64_t)at;
   for (int i = 0; i < MAX_SLOTS; i++) {
     slot *s = &e->slots[i];
     if (s->used && s->off < off + n && s->off + s->span > off) {
@@ -483,6 +514,8 @@ static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
   e->last_stage_ns = sp_now_ns();
   e->failures = 0;
   live = 1;
+  sp_log(SP_LOG_DEBUG, "stream: staged %llu bytes at 0x%llx into the slot at %llu MiB (%s)", (unsigned long long)r->span,
+         (unsigned long long)r->va, (unsigned long long)((uint64_t)off >> 20), demand ? "late" : "ahead");
   sp_g.stream_staged_bytes += r->span;
   sp_g.stream_staged_ranges++;
   if (demand) sp_g.stream_late++;
@@ -540,6 +573,8 @@ static int rewritable_launch(CUfunction f, void **params, void **extra, int n) {
 }
 
 /* ---- a launch ---------------------------------------------------------------------------- */
+
+static void predict(engine *e);
 
 static __thread unsigned char arg_copy[MAX_ARG_BYTES];
 static __thread void *param_ptrs[1024];
@@ -621,8 +656,11 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
       sl = NULL;
     }
     if (!sl && running && !e->stop && stages && host_bytes_of(r) && r->span <= e->size / 2 && r->movable &&
-        !r->stage_arena)
+        !r->stage_arena) {
+      predict(e); /* the slots the chain wants next stay, if any other can go */
       sl = stage(e, r, 1, s);
+      e->nsoon = 0;
+    }
     if (sl) {
       sl->pinned++;
       use_idx[nslot] = reader_entry(e, sl, s);
@@ -720,25 +758,67 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   sp_unlock();
 }
 
+/* Lock held. cur was read after the range numbered pred and before next: learn it. */
+static void learn_next(sp_rec *cur, uint64_t pred, const sp_rec *next) {
+  int k = cur->stage_next[0].pred_id == pred ? 0 : cur->stage_next[1].pred_id == pred ? 1 : 1 - cur->stage_next_new;
+  cur->stage_next[k] = (struct sp_stage_next){pred, next->va, next->buffer_id};
+  cur->stage_next_new = k;
+}
+
+/* Lock held. What came after cur when the range numbered pred came before it, else what came
+** after cur last time; NULL if that range is gone. */
+static sp_rec *next_of(const sp_rec *cur, uint64_t pred) {
+  const struct sp_stage_next *n = &cur->stage_next[cur->stage_next_new];
+  for (int k = 0; k < 2; k++)
+    if (cur->stage_next[k].va && cur->stage_next[k].pred_id == pred) n = &cur->stage_next[k];
+  sp_rec *r = n->va ? sp_table_find(n->va) : NULL;
+  return r && r->buffer_id == n->id && !r->dying ? r : NULL;
+}
+
+/* Lock held. One step of the walk along the successor chain from (e->last, e->prev_id): the next
+** range, or NULL at the chain's end or once the walk is back where it started (a repeating step
+** walked whole). The range last read is on the walk again when the next pass turns back to it. */
+static sp_rec *walk_next(const engine *e, sp_rec **r, uint64_t *pred) {
+  sp_rec *next = next_of(*r, *pred);
+  if (!next) return NULL;
+  *pred = (*r)->buffer_id;
+  *r = next;
+  return next == e->last && *pred == e->prev_id ? NULL : next;
+}
+
+/* Lock held. e->soon: the staged ranges the successor chain says are read next. */
+static void predict(engine *e) {
+  e->nsoon = 0;
+  sp_rec *r = e->last;
+  uint64_t pred = e->prev_id;
+  for (int step = 0; r && step < LOOKAHEAD && walk_next(e, &r, &pred); step++)
+    if (slot_of(r)) e->soon[e->nsoon++] = r;
+}
+
 /* Lock held. The successor chain from the range last read: stage what comes next while there
-** is room that no launch still needs. */
+** is room that no launch still needs. A staging never takes the slot of a range the chain reads
+** before it (e->soon, built along the walk). */
 static void prefetch(engine *e, CUstream s_prog) {
   uint64_t ahead = 0; /* bytes staged and not yet read: at most half the arena */
   for (int i = 0; i < MAX_SLOTS; i++)
     if (e->slots[i].used && !e->slots[i].consumed) ahead += e->slots[i].span;
   sp_rec *r = e->last;
-  for (int step = 0; r && step < LOOKAHEAD; step++) {
-    sp_rec *next = r->stage_next_va ? sp_table_find(r->stage_next_va) : NULL;
-    if (!next || next->buffer_id != r->stage_next_id || next->dying || next == e->last) return;
-    r = next;
+  uint64_t pred = e->prev_id;
+  e->nsoon = 0;
+  for (int step = 0; r && step < LOOKAHEAD && walk_next(e, &r, &pred); step++) {
+    if (slot_of(r)) {
+      e->soon[e->nsoon++] = r;
+      continue;
+    }
     /* A range named in place since it was staged may still be being written: its copy waits for
     ** the one stream that named it, and a range that copies or several streams named is left
     ** for the launch that needs it (stage() then waits for that launch's stream). */
-    if (slot_of(r) || !host_bytes_of(r) || r->span > e->size / 2 || !r->movable) continue;
+    if (!host_bytes_of(r) || r->span > e->size / 2 || !r->movable) continue;
     if (!r->stage_clean && !r->stage_writer) continue;
-    if (ahead + r->span > e->size / 2 || !stage(e, r, 0, r->stage_clean ? s_prog : r->stage_writer_stream)) return;
+    if (ahead + r->span > e->size / 2 || !stage(e, r, 0, r->stage_clean ? s_prog : r->stage_writer_stream)) break;
     ahead += r->span;
   }
+  e->nsoon = 0;
 }
 
 /* Fence held. After the real launch: the slots' last reader on this stream, the successor chain,
@@ -761,11 +841,11 @@ void sp_stream_after(sp_stream_launch *L, CUresult rc) {
     e->last_stage_ns = sp_now_ns();
     sp_g.stream_hits++;
     sp_rec *r = L->stages ? s->r : NULL; /* the order of a re-reading pass, not of decode */
-    if (r && e->last && e->last != r) {
-      e->last->stage_next_va = r->va;
-      e->last->stage_next_id = r->buffer_id;
+    if (r && r != e->last) {
+      if (e->last) learn_next(e->last, e->prev_id, r);
+      e->prev_id = e->last ? e->last->buffer_id : 0;
+      e->last = r;
     }
-    if (r) e->last = r;
   }
   if (rc == CUDA_SUCCESS && L->stages) prefetch(e, L->stream);
   static uint64_t last_publish;
@@ -948,9 +1028,11 @@ void sp_stream_settle_all(void) {
 ** that get here have waited for the program's work on r (a context synchronisation, or the free's
 ** event), which the engine's work on r follows, so these waits end at once. */
 void sp_stream_forget(sp_rec *r) {
-  if (!r->stage_slot && !r->stage_wb) return;
-  if (r->dev < 0 || r->dev >= SP_MAX_DEV || (eng[r->dev].state != 1 && eng[r->dev].state != 4)) return;
+  if (r->dev < 0 || r->dev >= SP_MAX_DEV) return;
   engine *e = &eng[r->dev];
+  if (e->last == r) e->last = NULL; /* the successor walk starts there, staged or not */
+  if (!r->stage_slot && !r->stage_wb) return;
+  if (e->state != 1 && e->state != 4) return;
   int pushed = ctx_enter(e);
   slot *s = slot_of(r);
   if (s) {
@@ -959,7 +1041,6 @@ void sp_stream_forget(sp_rec *r) {
   }
   if (r->stage_wb) sp_real.cuEventSynchronize(e->wb_done);
   ctx_leave(pushed);
-  if (e->last == r) e->last = NULL;
   r->stage_slot = 0;
   r->stage_wb = 0;
 }

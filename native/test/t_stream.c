@@ -20,6 +20,9 @@
 **  phases    a repeating staging round, then graph replays that read the ranges in place (a decode
 **            phase), then staging rounds again: still staged ahead (the replays' one stream is the
 **            only writer the copies wait for)
+**  turns     six ranges read forward then backward every round (a training step's layers): after
+**            two rounds every staging is made ahead, at the turns too (the successor of a range
+**            depends on the range read before it)
 **  readonce  a function that does not stage (its first launch: not decided yet) names a staged
 **            range a staging launch wrote: the range is written back first and it reads those words
 **  idle      no staging for a second: the arena goes back (budget 0, its VRAM free), the range
@@ -351,6 +354,38 @@ static int phases(void) {
   return 0;
 }
 
+static int turns(void) {
+  kernels();
+  enum { N = 6 };
+  CUdeviceptr r[N];
+  in_host(r, N, 4 * MiB); /* 24 MiB through a 16 MiB arena, 8 MiB staged ahead at most */
+  for (int i = 0; i < N; i++) fill(r[i], 4 * MiB, 500 + i);
+  unsigned long long late = 0, staged = 0;
+  for (int round = 0; round < 6; round++) {
+    if (round == 2) {
+      CUdeviceptr tiny;
+      CU(cuMemAlloc_v2(&tiny, MiB)); /* writes the stats record without settling a range */
+      CU(cuMemFree_v2(tiny));
+      late = t_stats().stream.late_stages;
+      staged = t_stats().stream.staged_ranges;
+    }
+    for (int i = 0; i < N; i++) verify_launch(r[i], 4 * MiB, 500 + i, 0);
+    for (int i = N - 1; i >= 0; i--) verify_launch(r[i], 4 * MiB, 500 + i, 1);
+  }
+  CUdeviceptr tiny;
+  CU(cuMemAlloc_v2(&tiny, MiB));
+  CU(cuMemFree_v2(tiny));
+  sp_stats s = t_stats();
+  CHECK(bad_words() == 0, "%llu words wrong", bad_words());
+  /* four of the six fit: each round stages at least the two at the far end of each turn */
+  CHECK(s.stream.staged_ranges >= staged + 4 * 4, "rounds 2-5 staged %llu ranges", s.stream.staged_ranges - staged);
+  CHECK(s.stream.late_stages == late, "rounds 2-5: %llu late stagings, want 0 (staged ahead, turns included)",
+        (unsigned long long)(s.stream.late_stages - late));
+  for (int i = 0; i < N; i++) CU(cuMemFree_v2(r[i]));
+  printf("ok turns\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *s = argc > 1 ? argv[1] : "";
   loc = t_location();
@@ -364,9 +399,10 @@ int main(int argc, char **argv) {
   if (!strcmp(s, "free")) return freed();
   if (!strcmp(s, "idle")) return idle();
   if (!strcmp(s, "readonce")) return readonce();
+  if (!strcmp(s, "turns")) return turns();
   if (!strcmp(s, "graph")) return graph();
   if (!strcmp(s, "fivestreams")) return fivestreams();
   if (!strcmp(s, "phases")) return phases();
-  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free|idle|readonce|graph|fivestreams|phases\n");
+  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free|idle|readonce|graph|fivestreams|phases|turns\n");
   return 2;
 }

@@ -148,6 +148,10 @@ describe("tiered allocations", () => {
     expectOk(run("t_stream", ["phases"], STREAM), "ok phases");
   });
 
+  test("stream: ranges read forward then backward every round are staged ahead, at the turns too", () => {
+    expectOk(run("t_stream", ["turns"], STREAM), "ok turns");
+  });
+
   test("SPILLOVER_STREAM=0: nothing staged, the same words", () => {
     expectOk(run("t_stream", ["off"], { ...STREAM, SPILLOVER_STREAM: "0" }), "ok off");
   });

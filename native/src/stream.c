@@ -605,7 +605,9 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   engine *e = &eng[dev];
   CUcontext ctx = NULL;
   int running = e->state == 1 && sp_real.cuCtxGetCurrent(&ctx) == CUDA_SUCCESS && ctx == e->ctx;
-  if (running && !rewritable_launch(f, params, extra, n)) { /* unseen words may name any staged range */
+  /* Unseen words may name any staged range; a launch in another context of the device (our ranges
+  ** are mapped for the device, so it reads them) is never rewritten: it reads their own pages. */
+  if (e->state == 1 && (!running || !rewritable_launch(f, params, extra, n))) {
     settle_engine_async(e, s);
     running = 0;
   }

@@ -153,7 +153,15 @@ void sp_migrate_pass(void) {
   int ready = sp_use_pass_ready(), wanted = ready && anything_wanted();
   if (ready && !wanted) sp_use_decay(); /* nothing in host memory is hot: decay, no fence */
   sp_unlock();
-  if (!wanted || !current(&d, &ctx)) return;
+  if (!wanted) return;
+  /* No pass from here (no context, or a device that does not tier): the interval ends all the
+  ** same, or every later launch here would ask again, each a scan of the whole table. */
+  if (!current(&d, &ctx)) {
+    sp_lock();
+    sp_use_decay();
+    sp_unlock();
+    return;
+  }
   placement_run(d, ctx, plan_pass, 0, 1);
 }
 

@@ -529,8 +529,8 @@ static int reader_entry(engine *e, slot *sl, CUstream s) {
 
 /* Lock held. Every slot that no other launch is preparing leaves, and stream s waits for the
 ** write-backs: for a launch whose staged ranges the engine cannot all see. The launch may be in
-** another context of the device: our work is enqueued in the engine's, s waits in its own (a null
-** s names the current context's stream). */
+** another context: our work is enqueued in the engine's, s waits in its own (a null s names the
+** current context's stream). */
 static void settle_engine_async(engine *e, CUstream s) {
   int any = 0, pushed = ctx_enter(e);
   for (int k = 0; k < MAX_SLOTS; k++)
@@ -605,8 +605,8 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   engine *e = &eng[dev];
   CUcontext ctx = NULL;
   int running = e->state == 1 && sp_real.cuCtxGetCurrent(&ctx) == CUDA_SUCCESS && ctx == e->ctx;
-  /* Unseen words may name any staged range; a launch in another context of the device (our ranges
-  ** are mapped for the device, so it reads them) is never rewritten: it reads their own pages. */
+  /* Unseen words may name any staged range; a launch in another context (of this device, whose
+  ** mappings it shares, or a peer's) is never rewritten: it reads the ranges' own pages. */
   if (e->state == 1 && (!running || !rewritable_launch(f, params, extra, n))) {
     settle_engine_async(e, s);
     running = 0;

@@ -10,8 +10,8 @@
 **     similar use never trade places, so a repeating workload reaches a state where no page moves).
 **   - A fresh allocation is the hottest thing there is (it is about to be written): when it would
 **     land in host memory, the VRAM pages of the coldest ranges leave first.
-**   - Free room above the reserve is filled with any range named since the last pass (a decode
-**     step names each weight once, often less than once per pass); trading needs SP_HOT_USES.
+**   - Free room above the reserve is filled with any range named lately (uses not yet halved to 0:
+**     a decode step names each weight once, often less than once per pass); trading needs SP_HOT_USES.
 **   - A range the streaming engine stages counts as unused when pages trade places: its re-reading
 **     kernels get it at copy speed from host pages, while a range read in place (activations, a KV
 **     cache) pays the link on every touch. It still fills free room, after every range read in

@@ -4,8 +4,8 @@
 ** 8-byte word of its parameters that points into a tiered range is a reference. A direct launch is
 ** charged at once (sp_use_note); a graph is scanned once when it is instantiated and charged at
 ** every launch (graph_hooks.c, through sp_scan_kernel and sp_use_charge). Uses per range are what
-** the placement policy (policy.c) ranks by; they are halved at every pass (sp_use_decay), so they
-** measure recent use. The scan decides nothing and moves nothing.
+** the placement policy (policy.c) ranks by; passes halve them, at most every 500 ms (sp_use_decay),
+** so they measure recent use. The scan decides nothing and moves nothing.
 */
 #define _GNU_SOURCE
 #include <stdlib.h>

@@ -33,7 +33,8 @@
 **  - Three streams of the engine's own, at the greatest priority the context has: copies (a copy
 **    engine, cuMemcpyDtoDAsync), hash kernels and write-back kernels. Our kernels wait for SMs the
 **    program's kernels hold; on the copy stream itself they would leave the copy engine idle
-**    meanwhile, so a copy waits only for the write-backs of the slot it fills. With
+**    meanwhile, so a copy waits only for the write-backs of slots that left since the copy before
+**    it (no reader or write-back then still uses what it overwrites or reads). With
 **    SPILLOVER_STREAM_COPY=kernel one kernel on the SMs copies and hashes (on the hash stream).
 **  - Any failure (no room, a copy refused, our module not loading) falls back to reading in
 **    place; eight stagings failing in a row give the arena back and turn the engine off for the
@@ -95,6 +96,7 @@ typedef struct engine {
   uint64_t last_stage_ns; /* the last staging or staged read: the arena leaves after IDLE_NS without */
   CUevent wb_done;     /* recorded after every write-back (wb stream) */
   CUevent reuse;       /* slots that left: their readers and write-backs done (wb stream) */
+  int left;            /* a slot left since the copy stream last waited for e->reuse */
   int wb_pending;      /* a write-back was enqueued since wb_done was last seen complete */
   uint64_t wb_gen;     /* write-backs enqueued (a range's stage_wb is the number of its own) */
   uint64_t written_now; /* the arena's write-back counter, as last read */
@@ -299,7 +301,10 @@ static int arena_make(engine *e, sp_dev *d) {
     sp_g.stream_fallbacks++;
     return -1;
   }
-  if (!sp_real.cuMemsetD8_v2 || sp_real.cuMemsetD8_v2(va + budget, 0, SP_PAGE) != CUDA_SUCCESS) {
+  /* On the hash stream, not the legacy one (which our non-blocking streams do not follow, and
+  ** which may be queued behind the program's kernels): hash kernels and kernel copies come after
+  ** it there, write-backs and the counter's reads after those. */
+  if (!sp_real.cuMemsetD8Async || sp_real.cuMemsetD8Async(va + budget, 0, SP_PAGE, e->hash) != CUDA_SUCCESS) {
     sp_tiered_release(r); /* hashes and the write-back counter start from zero */
     sp_g.stream_fallbacks++;
     return -1;
@@ -386,7 +391,7 @@ static CUresult stage_copy(engine *e, slot *s, CUdeviceptr dst, const sp_rec *r,
 
 /* Lock held. The slot leaves the ring: the write-back stream waits for its staging and its last
 ** readers, writes back the pages a kernel changed and marks the write-back done for later readers
-** of the range (and for the staging that fills the slot next: e->reuse, recorded by ring_take). */
+** of the range (and for the next staging copy, wherever it lands: e->reuse, recorded by stage()). */
 static void unstage(engine *e, slot *s) {
   wait_event(e->wb, s->ready); /* staged ahead and never read: its hashes are still being taken */
   for (int k = 0; k < s->nuse; k++) wait_event(e->wb, s->use_ev[k]);
@@ -407,6 +412,7 @@ static void unstage(engine *e, slot *s) {
   }
   s->used = s->consumed = s->nuse = 0;
   s->r = NULL;
+  e->left = 1;
 }
 
 /* Lock held. Is s needed sooner than whatever would take its place? Read by a launch being
@@ -432,8 +438,8 @@ static int region_free(const engine *e, uint64_t off, uint64_t n, int demand, in
 ** The place after the last staging comes first (staging order); when a slot there is needed sooner
 ** (the walk turned: a training step's backward pass reads the layers it just read forward), the
 ** places after the other slots. A launch that needs room now takes a slot the chain wants only if
-** nothing else is free. *left: slots left (e->reuse marks when they are free). */
-static int64_t ring_take(engine *e, uint64_t n, int demand, int *left) {
+** nothing else is free. */
+static int64_t ring_take(engine *e, uint64_t n, int demand) {
   if (n > e->size) return -1;
   int64_t at = -1;
   for (int any = 0; at < 0 && any <= demand; any++) {
@@ -450,10 +456,7 @@ static int64_t ring_take(engine *e, uint64_t n, int demand, int *left) {
   uint64_t off = (uint64_t)at;
   for (int i = 0; i < MAX_SLOTS; i++) {
     slot *s = &e->slots[i];
-    if (s->used && s->off < off + n && s->off + s->span > off) {
-      unstage(e, s);
-      *left = 1;
-    }
+    if (s->used && s->off < off + n && s->off + s->span > off) unstage(e, s);
   }
   e->head = off + n;
   return (int64_t)off;
@@ -470,8 +473,7 @@ static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
       break;
     }
   if (idx < 0) return NULL;
-  int left = 0;
-  int64_t off = ring_take(e, r->span, demand, &left);
+  int64_t off = ring_take(e, r->span, demand);
   if (off < 0) return NULL;
   /* copy engine, or SMs: the stream the slot is filled on */
   CUstream cs = sp_cfg.stream_copy_kernel ? e->hash : e->copy;
@@ -479,9 +481,13 @@ static slot *stage(engine *e, sp_rec *r, int demand, CUstream s_prog) {
   CUdeviceptr dst = e->arena + (uint64_t)off, hashes = hashes_of(e, (uint64_t)off);
   if (r->stage_wb && sp_real.cuEventQuery(e->wb_done) == CUDA_SUCCESS) r->stage_wb = 0;
   CUresult rc = CUDA_SUCCESS;
-  if (left) { /* the slots that were there: read and written back before the copy overwrites them */
+  /* Every slot that left since the last such wait, not only those ring_take just took: one that
+  ** left earlier (a read-once launch or a settle unstaged it) may lie under this copy with its
+  ** readers and write-back still to run, and r's own write-back, which the copy reads after, may too. */
+  if (e->left) {
     rc = sp_real.cuEventRecord(e->reuse, e->wb);
     if (rc == CUDA_SUCCESS) rc = wait_event(cs, e->reuse);
+    if (rc == CUDA_SUCCESS) e->left = 0;
   }
   if (rc == CUDA_SUCCESS && !r->stage_clean) {
     rc = sp_real.cuEventRecord(e->order, s_prog);
@@ -555,14 +561,17 @@ static int reader_entry(engine *e, slot *sl, CUstream s) {
 }
 
 /* Lock held. Every slot that no other launch is preparing leaves, and stream s waits for the
-** write-backs: for a launch whose staged ranges the engine cannot all see. */
+** write-backs: for a launch whose staged ranges the engine cannot all see. The launch may be in
+** another context: our work is enqueued in the engine's, s waits in its own (a null s names the
+** current context's stream). */
 static void settle_engine_async(engine *e, CUstream s) {
-  int any = 0;
+  int any = 0, pushed = ctx_enter(e);
   for (int k = 0; k < MAX_SLOTS; k++)
     if (e->slots[k].used && !e->slots[k].pinned) {
       unstage(e, &e->slots[k]);
       any = 1;
     }
+  ctx_leave(pushed);
   if (any || e->wb_pending) wait_event(s, e->wb_done);
 }
 
@@ -631,7 +640,9 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
   engine *e = &eng[dev];
   CUcontext ctx = NULL;
   int running = e->state == 1 && sp_real.cuCtxGetCurrent(&ctx) == CUDA_SUCCESS && ctx == e->ctx;
-  if (running && !rewritable_launch(f, params, extra, n)) { /* unseen words may name any staged range */
+  /* Unseen words may name any staged range; a launch in another context (of this device, whose
+  ** mappings it shares, or a peer's) is never rewritten: it reads the ranges' own pages. */
+  if (e->state == 1 && (!running || !rewritable_launch(f, params, extra, n))) {
     settle_engine_async(e, s);
     running = 0;
   }
@@ -815,6 +826,8 @@ static void prefetch(engine *e, CUstream s_prog) {
     ** for the launch that needs it (stage() then waits for that launch's stream). */
     if (!host_bytes_of(r) || r->span > e->size / 2 || !r->movable) continue;
     if (!r->stage_clean && !r->stage_writer) continue;
+    /* the per-thread stream's handle names this thread's stream, not the writer thread's */
+    if (!r->stage_clean && r->stage_writer_stream == STREAM_PER_THREAD) continue;
     if (ahead + r->span > e->size / 2 || !stage(e, r, 0, r->stage_clean ? s_prog : r->stage_writer_stream)) break;
     ahead += r->span;
   }

@@ -25,6 +25,9 @@
 **            depends on the range read before it)
 **  readonce  a function that does not stage (its first launch: not decided yet) names a staged
 **            range a staging launch wrote: the range is written back first and it reads those words
+**  otherctx  a second context of the device launches a kernel naming a range a staging launch
+**            wrote (its mapping is the device's, seen from every context): it reads the written
+**            words (the slot is written back first, in the engine's own context)
 **  idle      no staging for a second: the arena goes back (budget 0, its VRAM free), the range
 **            keeps its words; launches later make it again and stage
 */
@@ -34,6 +37,8 @@ CUresult cuStreamBeginCapture_v2(CUstream, int);
 CUresult cuStreamEndCapture(CUstream, CUgraph *);
 CUresult cuGraphInstantiateWithFlags(CUgraphExec *, CUgraph, unsigned long long);
 CUresult cuGraphLaunch(CUgraphExec, CUstream);
+CUresult cuCtxCreate_v2(CUcontext *, unsigned int, CUdevice);
+CUresult cuCtxDestroy_v2(CUcontext);
 
 static t_location_fn loc;
 
@@ -313,6 +318,22 @@ static int fivestreams(void) {
   return 0;
 }
 
+static int otherctx(void) {
+  CUdeviceptr w = staged_and_written(51);
+  CUcontext a, b;
+  CU(cuCtxGetCurrent(&a));
+  CU(cuCtxCreate_v2(&b, 0, 0)); /* current now */
+  verify_on(w, 8 * MiB, 51, NULL);
+  CU(cuStreamSynchronize(NULL));
+  CHECK(bad_words() == 0, "the launch in the second context read %llu stale words", bad_words());
+  CU(cuCtxDestroy_v2(b));
+  CU(cuCtxSetCurrent(a));
+  CHECK(word_at(w, 3 * MiB) == spill_pattern(51, 3 * MiB / 8), "the written words did not come back");
+  CU(cuMemFree_v2(w));
+  printf("ok otherctx\n");
+  return 0;
+}
+
 static int phases(void) {
   kernels();
   enum { N = 6 };
@@ -403,6 +424,7 @@ int main(int argc, char **argv) {
   if (!strcmp(s, "graph")) return graph();
   if (!strcmp(s, "fivestreams")) return fivestreams();
   if (!strcmp(s, "phases")) return phases();
-  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free|idle|readonce|graph|fivestreams|phases|turns\n");
+  if (!strcmp(s, "otherctx")) return otherctx();
+  fprintf(stderr, "usage: t_stream exact|off|written|ring|streams|fallback|free|idle|readonce|graph|fivestreams|phases|turns|otherctx\n");
   return 2;
 }

@@ -134,6 +134,10 @@ describe("tiered allocations", () => {
     expectOk(run("t_stream", ["fivestreams"], STREAM), "ok fivestreams");
   });
 
+  test("stream: a launch in a second context of the device reads the words a staging launch wrote", () => {
+    expectOk(run("t_stream", ["otherctx"], STREAM), "ok otherctx");
+  });
+
   test.each(["exact", "written", "ring"])(
     "stream with SPILLOVER_STREAM_COPY=kernel (the SMs copy and hash): %s",
     (scenario) => {

@@ -575,6 +575,23 @@ static void settle_engine_async(engine *e, CUstream s) {
   if (any || e->wb_pending) wait_event(s, e->wb_done);
 }
 
+/* Lock held. A launch names r, a range of another device than the launch's first one (peer
+** access): it reads r's own pages, so r's staged copy goes back first and the launch's stream
+** waits for the write-back (an event of another device's context: stream waits cross devices). */
+static void settle_for_peer(sp_rec *r, CUstream s) {
+  if (r->dev < 0 || r->dev >= SP_MAX_DEV) return;
+  engine *o = &eng[r->dev];
+  if (o->state != 1 && o->state != 4) return;
+  slot *sl = slot_of(r);
+  if (sl && !sl->pinned) {
+    int pushed = ctx_enter(o);
+    unstage(o, sl);
+    ctx_leave(pushed);
+  }
+  if (sl || r->stage_wb) wait_event(s, o->wb_done);
+  r->stage_clean = r->stage_writer = 0; /* written, maybe, on a stream of another device */
+}
+
 /* Lock held. Rewritable only if every pointer word was seen: a truncated list, or parameters
 ** longer than the scan reads, could leave one word of a staged range pointing at its own pages. */
 static int rewritable_launch(CUfunction f, void **params, void **extra, int n) {
@@ -659,7 +676,11 @@ void sp_stream_before(sp_stream_launch *L, CUfunction f, CUstream s, int ptsz, v
     sp_rec *r = refs[i].r;
     int seen = 0;
     for (int k = 0; k < i; k++) seen |= refs[k].r == r;
-    if (seen || r->dev != dev) continue;
+    if (seen) continue;
+    if (r->dev != dev) {
+      settle_for_peer(r, s);
+      continue;
+    }
     int stages = fd && fd->stage == 1 && rewritable;
     slot *sl = running ? slot_of(r) : NULL;
     if (sl && !stages && !sl->pinned) { /* a read-once kernel reads the range's own pages, up to date */

@@ -11,6 +11,10 @@
 **              takes that access away again
 **  exportable  an exportable cuMemCreate on device 1 past its limit stays one VRAM handle and
 **              exports, a cold range of device 1 leaving VRAM for it; device 0 untouched
+**  peerstaged  the streaming engine of device 0 holds a written staged copy of a range; a kernel
+**              on device 1 whose first pointer is device 1's own range adds into that range
+**              through peer access: the staged copy goes back first, so the final words hold
+**              both writes (run with SPILLOVER_STREAM_RATIO=0 SPILLOVER_MIGRATE=0)
 **  onegpu      while only device 0 is used, copies cost no driver call of ours; once device 1
 **              is used, its first copy of a tiered range grants access once, later ones nothing
 */
@@ -308,6 +312,45 @@ static int onegpu(void) {
   return 0;
 }
 
+static int peerstaged(void) {
+  setup();
+  CUmodule m;
+  CUfunction k_read;
+  use(0);
+  CU(cuModuleLoadData(&m, "fake image"));
+  CU(cuModuleGetFunction(&k_read, m, SPILL_KERNEL_READ));
+  CUdeviceptr smalls[31], a, b;
+  for (int i = 0; i < 31; i++) CU(cuMemAlloc_v2(&smalls[i], 2 * MiB));
+  CU(cuMemAlloc_v2(&a, 4 * MiB)); /* device 0, host pages: what the engine stages */
+  for (int i = 0; i < 31; i++) CU(cuMemFree_v2(smalls[i]));
+  CHECK(t_pages_in(loc, a, 4 * MiB, 2) == 2, "setup: not in host memory");
+  for (int i = 0; i < 5; i++) fill(a, 4 * MiB, 40 + i); /* timed in place three times, then staged */
+  use(1);
+  CUdeviceptr smalls1[31];
+  for (int i = 0; i < 31; i++) CU(cuMemAlloc_v2(&smalls1[i], 2 * MiB));
+  CU(cuMemAlloc_v2(&b, 4 * MiB)); /* device 1's own tiered range (host pages), named first */
+  CHECK(t_pages_in(loc, b, 4 * MiB, 2) == 2, "setup: b not in host memory");
+  CU(cuCtxEnablePeerAccess(ctx[0], 0));
+  fill(b, 4 * MiB, 77);
+  unsigned long long n = 4 * MiB / 8, sum = 0;
+  for (unsigned long long i = 0; i < n; i++) sum += spill_pattern(77, i);
+  void *args[] = {&b, &n, &a}; /* a[0] += the words of b */
+  CU(cuLaunchKernel(k_read, 1, 1, 1, 1, 1, 1, 0, NULL, args, NULL));
+  CU(cuCtxSynchronize());
+  use(0);
+  unsigned long long w0 = 0, w1 = 0;
+  CU(cuMemcpyDtoH_v2(&w0, a, 8));
+  CU(cuMemcpyDtoH_v2(&w1, a + 8, 8));
+  CHECK(w1 == spill_pattern(44, 1), "a[1] is not the last fill's word");
+  CHECK(w0 == spill_pattern(44, 0) + sum, "a[0]: device 1's addition into the range was lost (or read a stale word)");
+  CU(cuMemFree_v2(a));
+  use(1);
+  CU(cuMemFree_v2(b));
+  for (int i = 0; i < 31; i++) CU(cuMemFree_v2(smalls1[i]));
+  printf("ok peerstaged\n");
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *s = argc > 1 ? argv[1] : "";
   if (!strcmp(s, "limits")) return limits();
@@ -315,6 +358,7 @@ int main(int argc, char **argv) {
   if (!strcmp(s, "peer")) return peer();
   if (!strcmp(s, "exportable")) return exportable();
   if (!strcmp(s, "onegpu")) return onegpu();
-  fprintf(stderr, "usage: t_mgpu limits|copy|peer|exportable|onegpu\n");
+  if (!strcmp(s, "peerstaged")) return peerstaged();
+  fprintf(stderr, "usage: t_mgpu limits|copy|peer|exportable|onegpu|peerstaged\n");
   return 2;
 }

@@ -239,6 +239,15 @@ describe("two GPUs (FAKE_CUDA_DEVICES=2)", () => {
     expectOk(run("t_mgpu", ["peer"], { ...two, SPILLOVER_MIGRATE: "1" }), "ok peer");
   });
 
+  test("a kernel on GPU 1 naming its own range first, then GPU 0's range that GPU 0's engine staged and wrote, adds into the written words", () => {
+    const r = run("t_mgpu", ["peerstaged"], {
+      ...two,
+      SPILLOVER_MIGRATE: "0",
+      SPILLOVER_STREAM_RATIO: "0",
+    });
+    expectOk(r, "ok peerstaged");
+  });
+
   test("an exportable cuMemCreate on GPU 1 past its limit stays one VRAM handle and exports; GPU 1's cold pages make room", () => {
     const r = run("t_mgpu", ["exportable"], {
       ...two,

@@ -881,7 +881,8 @@ void sp_stream_after(sp_stream_launch *L, CUresult rc) {
       e->last = r;
     }
   }
-  if (rc == CUDA_SUCCESS && L->stages) prefetch(e, L->stream);
+  /* a capture begun since the launch was prepared: our event on its stream would join it */
+  if (rc == CUDA_SUCCESS && L->stages && !sp_capturing_anywhere()) prefetch(e, L->stream);
   static uint64_t last_publish;
   uint64_t now = sp_now_ns();
   if (now - last_publish > 20000000ull) { /* the stats record, at most every 20 ms from here */

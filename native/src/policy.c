@@ -12,22 +12,28 @@
 **     land in host memory, the VRAM pages of the coldest ranges leave first.
 **   - Free room above the reserve is filled with any range named lately (uses not yet halved to 0:
 **     a decode step names each weight once, often less than once per pass); trading needs SP_HOT_USES.
-**   - A range the streaming engine stages counts as unused when pages trade places: its re-reading
-**     kernels get it at copy speed from host pages, while a range read in place (activations, a KV
-**     cache) pays the link on every touch. It still fills free room, after every range read in
-**     place. The engine clears the mark when its arena goes back (decode reads in place).
+**   - Three classes before density: ranges no launch named lately, ranges the streaming engine
+**     stages, ranges read in place. A staged range's re-reading kernels get it at copy speed from
+**     host pages, while a range read in place (activations, a KV cache) pays the link on every
+**     touch: a range read in place takes a staged range's VRAM pages however the two compare in
+**     uses, and never gives its own to one; a staged range takes those of unused ranges. Within a
+**     class, SP_EVICT_RATIO decides. The engine clears its mark when its arena goes back (decode
+**     reads in place).
 */
 #define _GNU_SOURCE
 #include <stdlib.h>
 
 #include "sp.h"
 
-/* The uses placement goes by (see the top). */
-static uint32_t uses_of(const sp_rec *r) { return r->stage_streamed ? 0 : r->uses; }
+/* A range's class (see the top): 0 named by no launch lately, 1 staged by the streaming engine,
+** 2 read in place. */
+static int class_of(const sp_rec *r) { return !r->uses ? 0 : r->stage_streamed ? 1 : 2; }
 
-/* density(a) > density(b): more uses per page */
+/* a before b: a higher class, or in the same class more uses per page */
 static int denser(const sp_rec *a, const sp_rec *b) {
-  return (uint64_t)uses_of(a) * b->npages > (uint64_t)uses_of(b) * a->npages;
+  int ca = class_of(a), cb = class_of(b);
+  if (ca != cb) return ca > cb;
+  return (uint64_t)a->uses * b->npages > (uint64_t)b->uses * a->npages;
 }
 
 /* Densest first; among equals (decayed uses are often 0 for all), the most recently used first,
@@ -41,12 +47,15 @@ static int by_density_desc(const void *x, const void *y) {
   return (a->buffer_id < b->buffer_id) - (a->buffer_id > b->buffer_id);
 }
 
-/* hot is at least SP_EVICT_RATIO times denser than cold */
+/* hot may take cold's VRAM pages: a higher class, or in the same class SP_EVICT_RATIO times the
+** uses per page */
 static int much_denser(const sp_rec *hot, const sp_rec *cold) {
-  return (uint64_t)uses_of(cold) * SP_EVICT_RATIO * hot->npages <= (uint64_t)uses_of(hot) * cold->npages;
+  int ch = class_of(hot), cc = class_of(cold);
+  if (ch != cc) return ch > cc;
+  return (uint64_t)cold->uses * SP_EVICT_RATIO * hot->npages <= (uint64_t)hot->uses * cold->npages;
 }
 
-int sp_policy_wants_vram(const sp_rec *r) { return r->movable && uses_of(r) >= SP_HOT_USES && r->nvram < r->npages; }
+int sp_policy_wants_vram(const sp_rec *r) { return r->movable && r->uses >= SP_HOT_USES && r->nvram < r->npages; }
 int sp_policy_wants_room(const sp_rec *r) { return r->movable && r->uses >= 1 && r->nvram < r->npages; }
 
 void sp_policy_rank(sp_rec **recs, size_t n) { qsort(recs, n, sizeof(*recs), by_density_desc); }

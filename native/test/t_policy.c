@@ -8,9 +8,10 @@
 **  room       with free room, host pages of ranges named since the last pass come in without any
 **             leaving (busiest first); ranges named by no launch stay; without room, one use is
 **             not enough to trade
-**  streamed   a range the streaming engine stages counts as unused in trades: activations read
-**             in place take its VRAM pages, it never takes theirs however often it is named; it
-**             still fills free room
+**  streamed   a range the streaming engine stages ranks below ranges read in place: activations
+**             take its VRAM pages, it never takes theirs however often it is named; it takes the
+**             pages of a range no launch named, fills free room, and leaves first for a fresh
+**             allocation after the unnamed ones
 */
 #define _GNU_SOURCE /* as policy.c, which is compiled into this program */
 #include "sp.h"
@@ -131,6 +132,15 @@ static int streamed(void) {
   n = sp_policy_evict(recs3, 2, 4, m, 16);
   CHECK(n == 4, "%zu pages, want 4", n);
   for (size_t i = 0; i < n; i++) CHECK(m[i].r == w3, "eviction %zu took an activation's page", i);
+  /* a range no launch named gives its VRAM pages to a staged one */
+  sp_rec *w4 = range(8, 0, 40, 10), *idle = range(4, 4, 0, 1);
+  w4->stage_streamed = 1;
+  sp_rec *recs4[] = {w4, idle};
+  CHECK(sp_policy_worth_a_pass(recs4, 2, 0), "a staged range against an unnamed one in VRAM");
+  n = sp_policy_pass(recs4, 2, 0, m, 16);
+  CHECK(n == 8, "%zu moves, want 4 out + 4 in", n);
+  for (size_t i = 0; i < n; i++)
+    CHECK(m[i].to == SP_PAGE_HOST ? m[i].r == idle : m[i].r == w4, "move %zu goes the wrong way", i);
   printf("ok streamed\n");
   return 0;
 }

@@ -196,7 +196,7 @@ typedef struct sp_rec {
   int stage_writer; /* not clean: 1 if every in-place use since was on stage_writer_stream */
   CUstream stage_writer_stream;
   int stage_arena;  /* this range is a staging arena */
-  int stage_streamed; /* staged since the arena was made: placement counts it unused (policy.c) */
+  int stage_streamed; /* staged since the arena was made: placement ranks it below ranges read in place (policy.c) */
   /* The staged range read after this one, per range read before it: a training step reads its
   ** layers forward, then backward, and which way the walk goes depends on where it came from. */
   struct sp_stage_next {

@@ -76,7 +76,7 @@ describe("tiered allocations", () => {
   });
 
   // Placement alone: the streaming engine off, or whether a function stages would depend on how
-  // fast this machine runs the fake's kernels (a staged range counts as unused when pages trade).
+  // fast this machine runs the fake's kernels (a staged range ranks below ranges read in place).
   const PLACEMENT = { SPILLOVER_MIGRATE: "1", SPILLOVER_STREAM: "0" };
 
   test("a host range that launches keep naming moves into VRAM once there is room; one named once long before stays", () => {
@@ -292,7 +292,7 @@ describe("placement policy alone (policy.c, no driver)", () => {
     ],
     [
       "streamed",
-      "a range the streaming engine stages counts as unused: activations read in place take its VRAM first",
+      "a range the streaming engine stages ranks below ranges read in place (they take its VRAM, never the reverse) and above unnamed ones",
     ],
   ];
   for (const [scenario, title] of scenarios) {

@@ -11,17 +11,18 @@
 #include "sp.h"
 
 static sp_dlsym_fn real_dlsym;
-static pthread_once_t real_once = PTHREAD_ONCE_INIT;
 
-/* dlvsym, not dlsym: the public dlsym is this file's own definition. */
-static void find_real_dlsym(void) {
-  real_dlsym = (sp_dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
-  if (!real_dlsym) real_dlsym = (sp_dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
-}
-
+/* dlvsym, not dlsym: the public dlsym is this file's own definition. No pthread_once: another
+** preloaded runtime (AddressSanitizer's) calls dlsym while it sets up its own interceptors, and
+** pthread_once is one of them, not yet callable then. Two threads racing here find the same
+** pointer. */
 sp_dlsym_fn sp_real_dlsym_get(void) {
-  pthread_once(&real_once, find_real_dlsym);
-  return real_dlsym;
+  sp_dlsym_fn f = __atomic_load_n(&real_dlsym, __ATOMIC_ACQUIRE);
+  if (f) return f;
+  f = (sp_dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+  if (!f) f = (sp_dlsym_fn)dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+  __atomic_store_n(&real_dlsym, f, __ATOMIC_RELEASE);
+  return f;
 }
 
 /* Called by the entry stub: returns the real dlsym to tail-jump to when the lookup is none of
